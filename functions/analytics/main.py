@@ -1,0 +1,13 @@
+"""analytics (HTTP): the query API, served from the read models."""
+
+import flask
+import functions_framework
+
+from shopcore import http, logs, query_api
+
+logs.configure()
+
+
+@functions_framework.http
+def analytics(request: flask.Request) -> flask.Response:
+    return http.respond(request, query_api.dispatch, function="analytics")

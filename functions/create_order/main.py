@@ -1,0 +1,18 @@
+"""create_order (HTTP): POST an order -> 201 {"orderId"}; 400 unknown product; 409 no stock."""
+
+import flask
+import functions_framework
+
+from shopcore import commands, http, logs
+
+logs.configure()
+
+
+def handle(request: flask.Request) -> tuple[int, dict]:
+    http.require_method(request, "POST")
+    return 201, {"orderId": commands.create_order(http.read_json(request))}
+
+
+@functions_framework.http
+def create_order(request: flask.Request) -> flask.Response:
+    return http.respond(request, handle, function="create_order")

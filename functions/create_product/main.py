@@ -1,0 +1,18 @@
+"""create_product (HTTP): POST a product -> 201 {"productId"}."""
+
+import flask
+import functions_framework
+
+from shopcore import commands, http, logs
+
+logs.configure()
+
+
+def handle(request: flask.Request) -> tuple[int, dict]:
+    http.require_method(request, "POST")
+    return 201, {"productId": commands.create_product(http.read_json(request))}
+
+
+@functions_framework.http
+def create_product(request: flask.Request) -> flask.Response:
+    return http.respond(request, handle, function="create_product")

@@ -1,0 +1,23 @@
+"""outbox_relay (scheduled CloudEvent): drain the outbox to RabbitMQ.
+
+Each invocation publishes until the outbox is empty; with RELAY_WATCH=true (the default) it
+then keeps watching for new rows until its time budget, so events leave within milliseconds
+between two scheduled runs.
+"""
+
+import os
+
+import functions_framework
+from cloudevents.http import CloudEvent
+
+from shopcore import logs, relay
+
+logs.configure()
+
+
+@functions_framework.cloud_event
+def outbox_relay(cloud_event: CloudEvent) -> None:
+    watch = os.environ.get("RELAY_WATCH", "true").lower() == "true"
+    with logs.invocation("outbox_relay", trigger=cloud_event["type"]) as record:
+        result = relay.run(watch=watch)
+        record.update(published=result.published, batches=result.batches)

@@ -1,0 +1,127 @@
+"""Run the whole system locally: `python -m infra.local`.
+
+Checks Postgres and RabbitMQ, applies migrations, declares the broker topology, then runs:
+  - the command API on COMMAND_SERVICE_PORT (create_product, create_order) and the query API
+    on QUERY_SERVICE_PORT (analytics): gunicorn, the functions in-process behind one WSGI
+    dispatcher per port, COMMAND_/QUERY_WORKERS x _THREADS chosen deliberately;
+  - the relay's schedule trigger and the projector's queue trigger.
+A process that dies is restarted, as a platform would. SIGTERM or Ctrl-C: every process gets
+SIGTERM, finishes what it has in hand, and exits; nothing is lost.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+
+from infra import migrate, preflight
+from shopcore import broker
+from shopcore.config import settings
+
+GRACE_SECONDS = 30
+
+
+@dataclass
+class Service:
+    name: str
+    argv: list[str]
+    env: dict[str, str]
+    process: subprocess.Popen | None = None
+
+    def start(self) -> None:
+        self.process = subprocess.Popen(self.argv, env={**os.environ, **self.env})
+        print(f"[local] started {self.name} (pid {self.process.pid})", flush=True)
+
+
+def _gateway(name: str, port: int, prefix: str) -> Service:
+    workers = os.environ.get(f"{prefix}_WORKERS", "2")
+    threads = os.environ.get(f"{prefix}_THREADS", "8")
+    argv = [
+        sys.executable, "-m", "gunicorn",
+        f'infra.local.gateway:build("{name}")',
+        "--bind", f"0.0.0.0:{port}",
+        "--worker-class", "gthread",
+        "--workers", workers,
+        "--threads", threads,
+        "--graceful-timeout", "20",
+        "--keep-alive", "5",
+        "--log-level", "warning",
+    ]  # fmt: skip
+    # one pooled connection per serving thread: no thread waits for a connection
+    return Service(f"{name} API :{port}", argv, {"DB_POOL_MAX_SIZE": threads})
+
+
+def services() -> list[Service]:
+    cfg = settings()
+    return [
+        _gateway("command", cfg.command_port, "COMMAND"),
+        _gateway("query", cfg.query_port, "QUERY"),
+        Service(
+            "relay schedule trigger", [sys.executable, "-m", "infra.local.schedule_trigger"], {}
+        ),
+        Service("projector queue trigger", [sys.executable, "-m", "infra.local.queue_trigger"], {}),
+    ]
+
+
+def prepare() -> None:
+    preflight.require_all()
+    migrate.migrate_all()
+    connection = broker.connect()
+    broker.declare_topology(connection.channel())
+    connection.close()
+
+
+def supervise(running: list[Service]) -> None:
+    stopping = False
+
+    def shutdown(signum: int, _frame: object) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGTERM, shutdown)
+    signal.signal(signal.SIGINT, shutdown)
+    for service in running:
+        service.start()
+    cfg = settings()
+    print(
+        f"[local] command API http://127.0.0.1:{cfg.command_port}  "
+        f"query API http://127.0.0.1:{cfg.query_port}  (Ctrl-C stops)",
+        flush=True,
+    )
+    while not stopping:
+        time.sleep(0.2)
+        for service in running:
+            if not stopping and service.process and service.process.poll() is not None:
+                print(
+                    f"[local] {service.name} exited ({service.process.returncode}); restarting",
+                    flush=True,
+                )
+                time.sleep(1)
+                service.start()
+    print("[local] shutting down", flush=True)
+    for service in running:
+        if service.process and service.process.poll() is None:
+            service.process.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + GRACE_SECONDS
+    for service in running:
+        if service.process is None:
+            continue
+        try:
+            service.process.wait(max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            print(f"[local] {service.name} did not stop in time; killing", flush=True)
+            service.process.kill()
+    print("[local] stopped", flush=True)
+
+
+def main() -> None:
+    prepare()
+    supervise(services())
+
+
+if __name__ == "__main__":
+    main()

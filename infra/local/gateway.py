@@ -1,0 +1,59 @@
+"""The API gateway of the local emulation: one WSGI app per port, in-process.
+
+Each function is loaded through functions-framework's `create_app`, exactly as it would be
+served alone; the dispatcher only picks which app answers a path. No proxy hop: a request
+costs what it would cost on the function itself.
+
+    gunicorn 'infra.local.gateway:build("command")'   # POST /api/products, POST /api/orders
+    gunicorn 'infra.local.gateway:build("query")'     # GET /api/analytics/*
+Both answer GET /health.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import functions_framework
+
+from infra.functions import FUNCTIONS, Function
+from shopcore import jsonio
+
+WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
+
+
+def load(function: Function) -> WSGIApp:
+    return functions_framework.create_app(
+        function.target, str(function.source), function.signature_type
+    )
+
+
+def _json(start_response: Callable[..., Any], status: str, body: dict[str, Any]) -> list[bytes]:
+    data = jsonio.dumps(body).encode()
+    start_response(
+        status, [("Content-Type", "application/json"), ("Content-Length", str(len(data)))]
+    )
+    return [data]
+
+
+class Gateway:
+    """Routes by path prefix to the function apps of one port; /health to the first of them."""
+
+    def __init__(self, port: str) -> None:
+        functions = [f for f in FUNCTIONS if f.port == port]
+        self.routes = [(path, load(f)) for f in functions for _method, path in f.routes]
+        self.health_app = self.routes[0][1]
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
+        path = environ.get("PATH_INFO", "")
+        if path.rstrip("/") == "/health":
+            return self.health_app(environ, start_response)
+        for prefix, app in self.routes:
+            if path == prefix or path.startswith(prefix + "/"):
+                return app(environ, start_response)
+        return _json(start_response, "404 Not Found", {"error": f"no such endpoint: {path}"})
+
+
+def build(port: str) -> Gateway:
+    """gunicorn 'infra.local.gateway:build("command")' (or "query")."""
+    return Gateway(port)

@@ -1,0 +1,77 @@
+"""The projector's work on one batch of queue messages.
+
+Valid events are applied in one read-database transaction; a message that cannot be applied
+(not JSON, unknown type, missing fields) is parked in the dead-letter queue with its reason so
+it never blocks the rest. The trigger acks the batch only after this returns.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import psycopg
+
+from shopcore import broker, db, events
+from shopcore.messages import QueueMessage
+from shopcore.projections import apply_events
+
+log = logging.getLogger("shopcore.consumer")
+
+DeadLetter = Callable[[QueueMessage, str], None]
+
+_channels = broker.ChannelCache()
+
+# Failures that say "a dependency is down", not "this batch is bad".
+UNAVAILABLE = (psycopg.OperationalError, *broker.CONNECTION_ERRORS)
+
+
+def park(message: QueueMessage, reason: str) -> None:
+    """Dead-letter through this process's cached, confirm-mode broker channel."""
+    try:
+        broker.dead_letter(
+            _channels.channel(), message.queue, message.body, message.properties, reason
+        )
+    except broker.CONNECTION_ERRORS:
+        _channels.close()
+        raise
+
+
+@dataclass
+class BatchOutcome:
+    received: int = 0
+    applied: int = 0
+    duplicates: int = 0
+    dead_lettered: list[str] = field(default_factory=list)
+    event_ids: list[str] = field(default_factory=list)
+
+
+def _outbox_id(message: QueueMessage) -> int | None:
+    sequence = message.header("ce-sequence")
+    return int(sequence) if sequence and sequence.isdigit() else None
+
+
+def project_batch(messages: list[QueueMessage], dead_letter: DeadLetter = park) -> BatchOutcome:
+    outcome = BatchOutcome(received=len(messages))
+    valid: list[tuple[events.Event, int | None]] = []
+    malformed: list[tuple[QueueMessage, str]] = []
+    for message in messages:
+        try:
+            valid.append((events.parse(message.body), _outbox_id(message)))
+        except events.MalformedEvent as exc:
+            malformed.append((message, str(exc)))
+
+    if valid:
+        outcome.applied = db.run_in_transaction(
+            db.read_pool(), lambda uow: apply_events(uow.conn, valid)
+        )
+        outcome.duplicates = len(valid) - outcome.applied
+        outcome.event_ids = [str(event.event_id) for event, _ in valid]
+    # After the commit: if parking fails the batch is redelivered, the applied events are
+    # recognised as duplicates, and parking is tried again.
+    for message, reason in malformed:
+        dead_letter(message, reason)
+        outcome.dead_lettered.append(message.properties.get("messageId") or "?")
+        log.warning("dead-lettered a message from %s: %s", message.queue, reason)
+    return outcome

@@ -1,0 +1,104 @@
+"""Connection pools, created lazily at module level so warm invocations reuse them.
+
+A FaaS instance serves many invocations from one process: the pool is opened by the first one
+and kept. `close_pools` runs at interpreter exit (and from the local emulation's shutdown).
+"""
+
+from __future__ import annotations
+
+import atexit
+import threading
+from collections.abc import Callable
+from typing import TypeVar
+
+import psycopg
+from psycopg_pool import ConnectionPool
+
+from shopcore.config import settings
+
+T = TypeVar("T")
+
+_pools: dict[str, ConnectionPool] = {}
+_lock = threading.Lock()
+
+
+def _pool(name: str, url: str, autocommit: bool) -> ConnectionPool:
+    pool = _pools.get(name)
+    if pool is None:
+        with _lock:
+            pool = _pools.get(name)
+            if pool is None:
+                pool = ConnectionPool(
+                    url,
+                    min_size=1,
+                    max_size=settings().pool_max_size,
+                    kwargs={"autocommit": autocommit},
+                    name=name,
+                    timeout=5.0,
+                    open=True,
+                )
+                _pools[name] = pool
+    return pool
+
+
+def write_pool() -> ConnectionPool:
+    return _pool("write", settings().database_url, autocommit=False)
+
+
+def read_pool() -> ConnectionPool:
+    return _pool("read", settings().read_database_url, autocommit=False)
+
+
+def read_only_pool() -> ConnectionPool:
+    """Autocommit connections for single-statement reads: no BEGIN/COMMIT round trips."""
+    return _pool("read-only", settings().read_database_url, autocommit=True)
+
+
+def write_read_only_pool() -> ConnectionPool:
+    return _pool("write-read-only", settings().database_url, autocommit=True)
+
+
+class UnitOfWork:
+    """One write transaction. Calling `commit` marks the point after which it is not retried."""
+
+    def __init__(self, conn: psycopg.Connection) -> None:
+        self.conn = conn
+        self.committing = False
+
+    def commit(self) -> None:
+        self.committing = True
+        self.conn.commit()
+
+
+def run_in_transaction(pool: ConnectionPool, work: Callable[[UnitOfWork], T]) -> T:
+    """Run `work(uow)` in one transaction; commit on return, roll back on exception.
+
+    Pooled connections may have died while idle (database restart, pg_terminate_backend). A
+    failure before COMMIT was sent leaves nothing written, so the pool's dead connections are
+    swept and the work runs once more. A failure during COMMIT is not retried: its outcome is
+    unknown and repeating it could write twice.
+    """
+    for attempt in (1, 2):
+        uow: UnitOfWork | None = None
+        try:
+            with pool.connection() as conn:
+                uow = UnitOfWork(conn)
+                result = work(uow)
+                if not uow.committing:
+                    uow.commit()
+                return result
+        except psycopg.OperationalError:
+            if attempt == 2 or (uow is not None and uow.committing):
+                raise
+        pool.check()
+    raise AssertionError("unreachable")
+
+
+def close_pools() -> None:
+    with _lock:
+        for pool in _pools.values():
+            pool.close()
+        _pools.clear()
+
+
+atexit.register(close_pools)

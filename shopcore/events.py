@@ -1,0 +1,204 @@
+"""The events of CONTRACT.md: how the write side builds them and how consumers read them back.
+
+An event is a JSON object with `eventId` and `eventType` at its top level. Consumers validate
+it with the schemas below; anything that does not fit is malformed and gets dead-lettered.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate
+
+from shopcore import jsonio
+
+PRODUCT_EVENTS = "product-events"
+ORDER_EVENTS = "order-events"
+TOPICS = {"ProductCreated": PRODUCT_EVENTS, "OrderCreated": ORDER_EVENTS}
+
+
+def now() -> datetime:
+    """The moment an event occurs, truncated to the millisecond its JSON form keeps."""
+    moment = datetime.now(UTC)
+    return moment.replace(microsecond=moment.microsecond // 1000 * 1000)
+
+
+def product_created(
+    product_id: int | None, name: str, category: str, price: Decimal, stock: int, at: datetime
+) -> dict[str, Any]:
+    """Without `product_id` the event lacks productId, for the database to add at INSERT."""
+    event: dict[str, Any] = {
+        "eventId": str(uuid.uuid4()),
+        "eventType": "ProductCreated",
+        "occurredAt": jsonio.iso_utc(at),
+        "productId": product_id,
+        "name": name,
+        "category": category,
+        "price": price,
+        "stock": stock,
+    }
+    if product_id is None:
+        del event["productId"]
+    return event
+
+
+def order_created(
+    order_id: int, customer_id: int, total: Decimal, items: list[dict[str, Any]], at: datetime
+) -> dict[str, Any]:
+    """`items`: productId, quantity, price, and the product's name and category at order time."""
+    return {
+        "eventId": str(uuid.uuid4()),
+        "eventType": "OrderCreated",
+        "occurredAt": jsonio.iso_utc(at),
+        "orderId": order_id,
+        "customerId": customer_id,
+        "total": total,
+        "items": items,
+    }
+
+
+# --- reading events back -------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ProductCreated:
+    event_id: uuid.UUID
+    occurred_at: datetime
+    product_id: int
+    name: str
+    category: str
+    price: Decimal
+    stock: int
+
+
+@dataclass(frozen=True)
+class OrderLine:
+    product_id: int
+    quantity: int
+    price: Decimal
+    name: str
+    category: str
+
+    @property
+    def revenue(self) -> Decimal:
+        return self.quantity * self.price
+
+
+@dataclass(frozen=True)
+class OrderCreated:
+    event_id: uuid.UUID
+    occurred_at: datetime
+    order_id: int
+    customer_id: int
+    total: Decimal
+    items: tuple[OrderLine, ...]
+
+
+Event = ProductCreated | OrderCreated
+
+
+class MalformedEvent(ValueError):
+    """An event that cannot be applied: not JSON, unknown type, missing or invalid fields."""
+
+
+class _Number(fields.Field):
+    """A JSON number (int or Decimal, never bool or string)."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> Any:
+        if isinstance(value, bool) or not isinstance(value, int | Decimal):
+            raise ValidationError("must be a number")
+        return value
+
+
+class _Integer(_Number):
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> int:
+        value = super()._deserialize(value, attr, data, **kwargs)
+        if not isinstance(value, int):
+            raise ValidationError("must be an integer")
+        return value
+
+
+class _Envelope(Schema):
+    class Meta:
+        unknown = EXCLUDE  # events may gain fields; old consumers keep working
+
+    eventId = fields.UUID(required=True)  # noqa: N815
+    occurredAt = fields.AwareDateTime(required=True)  # noqa: N815
+
+
+class _ProductCreatedSchema(_Envelope):
+    productId = _Integer(required=True, validate=validate.Range(min=1))  # noqa: N815
+    name = fields.String(required=True)
+    category = fields.String(required=True, validate=validate.Length(min=1))
+    price = _Number(required=True, validate=validate.Range(min=0))
+    stock = _Integer(required=True, validate=validate.Range(min=0))
+
+
+class _OrderLineSchema(Schema):
+    class Meta:
+        unknown = EXCLUDE
+
+    productId = _Integer(required=True, validate=validate.Range(min=1))  # noqa: N815
+    quantity = _Integer(required=True, validate=validate.Range(min=1))
+    price = _Number(required=True, validate=validate.Range(min=0))
+    name = fields.String(required=True)
+    category = fields.String(required=True, validate=validate.Length(min=1))
+
+
+class _OrderCreatedSchema(_Envelope):
+    orderId = _Integer(required=True, validate=validate.Range(min=1))  # noqa: N815
+    customerId = _Integer(required=True, validate=validate.Range(min=1))  # noqa: N815
+    total = _Number(required=True, validate=validate.Range(min=0))
+    items = fields.List(
+        fields.Nested(_OrderLineSchema), required=True, validate=validate.Length(min=1)
+    )
+
+
+_PRODUCT_CREATED = _ProductCreatedSchema()
+_ORDER_CREATED = _OrderCreatedSchema()
+
+
+def parse(body: bytes | str) -> Event:
+    """Read one event from its JSON form; raise MalformedEvent saying what is wrong."""
+    try:
+        data = jsonio.loads(body)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise MalformedEvent(f"not JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise MalformedEvent("not a JSON object")
+    event_type = data.get("eventType")
+    try:
+        if event_type == "ProductCreated":
+            d = _PRODUCT_CREATED.load(data)
+            return ProductCreated(
+                d["eventId"],
+                d["occurredAt"],
+                d["productId"],
+                d["name"],
+                d["category"],
+                Decimal(d["price"]),
+                d["stock"],
+            )
+        if event_type == "OrderCreated":
+            d = _ORDER_CREATED.load(data)
+            lines = tuple(
+                OrderLine(
+                    i["productId"], i["quantity"], Decimal(i["price"]), i["name"], i["category"]
+                )
+                for i in d["items"]
+            )
+            return OrderCreated(
+                d["eventId"],
+                d["occurredAt"],
+                d["orderId"],
+                d["customerId"],
+                Decimal(d["total"]),
+                lines,
+            )
+    except ValidationError as exc:
+        raise MalformedEvent(f"invalid {event_type}: {exc.messages}") from None
+    raise MalformedEvent(f"unknown eventType {event_type!r}")

@@ -1,0 +1,77 @@
+"""What every HTTP function shares: JSON bodies in, JSON answers out, one error shape.
+
+A function's entry point is `respond(request, handler)`: it answers GET .../health itself, turns
+every ShopError into its status and `{"error": ...}`, and never lets a stack trace reach a client.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+import flask
+import psycopg
+from werkzeug.exceptions import HTTPException
+
+from shopcore import errors, jsonio, logs
+from shopcore.config import settings
+
+log = logging.getLogger("shopcore.http")
+
+Handler = Callable[[flask.Request], tuple[int, Any]]
+
+
+def json_response(status: int, body: Any) -> flask.Response:
+    return flask.Response(jsonio.dumps(body), status=status, mimetype="application/json")
+
+
+def read_json(request: flask.Request) -> Any:
+    """The request body as JSON (numbers as Decimal), within the size limit."""
+    limit = settings().max_body_bytes
+    if request.content_length is not None and request.content_length > limit:
+        raise errors.PayloadTooLarge(f"request body is larger than {limit} bytes", limit=limit)
+    # Read one byte past the limit so a body without Content-Length cannot stream forever.
+    raw = request.stream.read(limit + 1)
+    if len(raw) > limit:
+        raise errors.PayloadTooLarge(f"request body is larger than {limit} bytes", limit=limit)
+    if not raw.strip():
+        raise errors.InvalidInput("request body is empty; expected a JSON object")
+    try:
+        return jsonio.loads(raw)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise errors.InvalidInput(f"request body is not valid JSON: {exc}") from None
+
+
+def respond(request: flask.Request, handler: Handler, function: str) -> flask.Response:
+    """Run `handler(request) -> (status, body)`, shape every outcome as JSON, log one line."""
+    with logs.invocation(function, method=request.method, path=request.path) as record:
+        response = _answer(request, handler)
+        record["status"] = response.status_code
+        record["outcome"] = "ok" if response.status_code < 500 else "error"
+        return response
+
+
+def _answer(request: flask.Request, handler: Handler) -> flask.Response:
+    try:
+        if request.method == "GET" and request.path.rstrip("/").endswith("/health"):
+            return json_response(200, {"status": "ok"})
+        status, body = handler(request)
+        return json_response(status, body)
+    except errors.ShopError as exc:
+        return json_response(exc.status, exc.body())
+    except psycopg.OperationalError as exc:
+        log.warning("database unavailable: %s", exc)
+        return json_response(503, {"error": "the database is unavailable; retry later"})
+    except HTTPException as exc:
+        return json_response(exc.code or 400, {"error": exc.description})
+    except Exception:
+        log.exception("unhandled error serving %s %s", request.method, request.path)
+        return json_response(500, {"error": "internal error"})
+
+
+def require_method(request: flask.Request, *allowed: str) -> None:
+    if request.method not in allowed:
+        raise errors.MethodNotAllowed(
+            f"method {request.method} is not allowed here", allowed=list(allowed)
+        )

@@ -1,0 +1,86 @@
+"""A batch of queue messages as a trigger hands it to the projector.
+
+The shape is Amazon MQ for RabbitMQ's event (`rmqMessagesByQueue`, base64 `data`, string
+headers as `{"bytes": [...]}`), so the local queue trigger and AWS Lambda feed the projector
+the same thing and one parser serves both.
+"""
+
+from __future__ import annotations
+
+import base64
+from dataclasses import dataclass, field
+from typing import Any
+
+import pika
+
+
+@dataclass(frozen=True)
+class QueueMessage:
+    queue: str
+    body: bytes
+    properties: dict[str, Any] = field(default_factory=dict)
+    redelivered: bool = False
+
+    @property
+    def headers(self) -> dict[str, Any]:
+        return self.properties.get("headers") or {}
+
+    def header(self, name: str) -> str | None:
+        value = self.headers.get(name)
+        return None if value is None else str(value)
+
+
+def from_batch(data: dict[str, Any]) -> list[QueueMessage]:
+    """Messages of an `rmqMessagesByQueue` batch, in delivery order per queue."""
+    out: list[QueueMessage] = []
+    for queue_key, entries in (data.get("rmqMessagesByQueue") or {}).items():
+        queue = queue_key.split("::", 1)[0]
+        for entry in entries:
+            props = dict(entry.get("basicProperties") or {})
+            props["headers"] = {k: _header(v) for k, v in (props.get("headers") or {}).items()}
+            out.append(
+                QueueMessage(
+                    queue=queue,
+                    body=base64.b64decode(entry.get("data") or ""),
+                    properties=props,
+                    redelivered=bool(entry.get("redelivered")),
+                )
+            )
+    return out
+
+
+def to_batch(
+    deliveries: list[tuple[str, pika.BasicProperties, bytes, bool]], vhost: str = "/"
+) -> dict[str, Any]:
+    """Build the batch event from pika deliveries: (queue, properties, body, redelivered)."""
+    by_queue: dict[str, list[dict[str, Any]]] = {}
+    for queue, props, body, redelivered in deliveries:
+        by_queue.setdefault(f"{queue}::{vhost}", []).append(
+            {
+                "basicProperties": {
+                    "contentType": props.content_type,
+                    "messageId": props.message_id,
+                    "deliveryMode": props.delivery_mode,
+                    "type": props.type,
+                    "headers": {k: _encode_header(v) for k, v in (props.headers or {}).items()},
+                    "bodySize": len(body),
+                },
+                "redelivered": redelivered,
+                "data": base64.b64encode(body).decode(),
+            }
+        )
+    return {"eventSource": "aws:rmq", "rmqMessagesByQueue": by_queue}
+
+
+def _encode_header(value: Any) -> Any:
+    if isinstance(value, str):
+        value = value.encode()
+    if isinstance(value, bytes):
+        return {"bytes": list(value)}
+    return value
+
+
+def _header(value: Any) -> Any:
+    if isinstance(value, dict) and "bytes" in value:
+        return bytes(b & 0xFF for b in value["bytes"]).decode("utf-8", "replace")
+    return value

@@ -1,0 +1,215 @@
+"""How events change the read models.
+
+`summarize` is the arithmetic (pure, unit-tested); `apply_events` writes it in one read-database
+transaction. Every change is commutative (sums, GREATEST, insert-if-absent), so any order of
+delivery and any number of concurrent projectors give the same totals; `processed_events`
+makes a redelivered event a no-op.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+from uuid import UUID
+
+import psycopg
+
+from shopcore.events import Event, OrderCreated, ProductCreated
+
+ZERO = Decimal("0")
+
+
+@dataclass
+class Sales:
+    quantity: int = 0
+    revenue: Decimal = ZERO
+    orders: int = 0
+
+
+@dataclass
+class Spend:
+    spent: Decimal = ZERO
+    orders: int = 0
+    last_order: datetime | None = None
+
+
+@dataclass
+class Changes:
+    """What a set of events adds to each read model."""
+
+    catalog: dict[int, ProductCreated] = field(default_factory=dict)
+    products: dict[int, Sales] = field(default_factory=lambda: defaultdict(Sales))
+    categories: dict[str, Sales] = field(default_factory=lambda: defaultdict(Sales))
+    customers: dict[int, Spend] = field(default_factory=lambda: defaultdict(Spend))
+    hours: dict[datetime, Sales] = field(default_factory=lambda: defaultdict(Sales))
+
+
+def hour_of(moment: datetime) -> datetime:
+    return moment.replace(minute=0, second=0, microsecond=0)
+
+
+def summarize(events: list[Event]) -> Changes:
+    changes = Changes()
+    for event in events:
+        if isinstance(event, ProductCreated):
+            changes.catalog.setdefault(event.product_id, event)
+            changes.products[event.product_id]
+            changes.categories[event.category]
+        elif isinstance(event, OrderCreated):
+            _add_order(changes, event)
+    return changes
+
+
+def _add_order(changes: Changes, order: OrderCreated) -> None:
+    # An order counts once per product and once per category, however many lines it has there.
+    for product_id in {line.product_id for line in order.items}:
+        changes.products[product_id].orders += 1
+    for category in {line.category for line in order.items}:
+        changes.categories[category].orders += 1
+    for line in order.items:
+        changes.products[line.product_id].quantity += line.quantity
+        changes.products[line.product_id].revenue += line.revenue
+        changes.categories[line.category].revenue += line.revenue
+
+    customer = changes.customers[order.customer_id]
+    customer.spent += order.total
+    customer.orders += 1
+    if customer.last_order is None or order.occurred_at > customer.last_order:
+        customer.last_order = order.occurred_at
+
+    hour = changes.hours[hour_of(order.occurred_at)]
+    hour.orders += 1
+    hour.revenue += order.total
+
+
+# --- writing ---------------------------------------------------------------------------------
+
+CLAIM_EVENTS = """
+INSERT INTO processed_events (event_id, event_type, outbox_id, occurred_at)
+SELECT * FROM unnest(%s::uuid[], %s::text[], %s::bigint[], %s::timestamptz[]) ORDER BY 1
+ON CONFLICT (event_id) DO NOTHING
+RETURNING event_id
+"""
+
+# Rows are upserted in key order so two projectors touching the same rows cannot deadlock.
+UPSERT_CATALOG = """
+INSERT INTO product_catalog (product_id, name, category, price, created_at)
+SELECT * FROM unnest(%s::bigint[], %s::text[], %s::text[], %s::numeric[], %s::timestamptz[])
+ORDER BY 1
+ON CONFLICT (product_id) DO NOTHING
+"""
+UPSERT_PRODUCT_SALES = """
+INSERT INTO product_sales_view AS v (product_id, total_quantity_sold, total_revenue, order_count)
+SELECT * FROM unnest(%s::bigint[], %s::bigint[], %s::numeric[], %s::bigint[]) ORDER BY 1
+ON CONFLICT (product_id) DO UPDATE SET
+    total_quantity_sold = v.total_quantity_sold + EXCLUDED.total_quantity_sold,
+    total_revenue = v.total_revenue + EXCLUDED.total_revenue,
+    order_count = v.order_count + EXCLUDED.order_count
+"""
+UPSERT_CATEGORY_METRICS = """
+INSERT INTO category_metrics_view AS v (category_name, total_revenue, total_orders)
+SELECT * FROM unnest(%s::text[], %s::numeric[], %s::bigint[]) ORDER BY 1
+ON CONFLICT (category_name) DO UPDATE SET
+    total_revenue = v.total_revenue + EXCLUDED.total_revenue,
+    total_orders = v.total_orders + EXCLUDED.total_orders
+"""
+UPSERT_CUSTOMER_LTV = """
+INSERT INTO customer_ltv_view AS v (customer_id, total_spent, order_count, last_order_date)
+SELECT * FROM unnest(%s::bigint[], %s::numeric[], %s::bigint[], %s::timestamptz[]) ORDER BY 1
+ON CONFLICT (customer_id) DO UPDATE SET
+    total_spent = v.total_spent + EXCLUDED.total_spent,
+    order_count = v.order_count + EXCLUDED.order_count,
+    last_order_date = GREATEST(v.last_order_date, EXCLUDED.last_order_date)
+"""
+UPSERT_HOURLY_SALES = """
+INSERT INTO hourly_sales_view AS v (hour_timestamp, total_orders, total_revenue)
+SELECT * FROM unnest(%s::timestamptz[], %s::bigint[], %s::numeric[]) ORDER BY 1
+ON CONFLICT (hour_timestamp) DO UPDATE SET
+    total_orders = v.total_orders + EXCLUDED.total_orders,
+    total_revenue = v.total_revenue + EXCLUDED.total_revenue
+"""
+
+
+def apply_events(conn: psycopg.Connection, batch: list[tuple[Event, int | None]]) -> int:
+    """Apply (event, outbox id) pairs not applied before, in the caller's transaction.
+
+    Returns how many were new. Duplicates, in the batch or from earlier batches, change nothing.
+    """
+    unique: dict[UUID, tuple[Event, int | None]] = {}
+    for event, outbox_id in batch:
+        unique.setdefault(event.event_id, (event, outbox_id))
+    if not unique:
+        return 0
+    rows = list(unique.values())
+    new_ids = {
+        row[0]
+        for row in conn.execute(
+            CLAIM_EVENTS,
+            (
+                [e.event_id for e, _ in rows],
+                [type(e).__name__ for e, _ in rows],
+                [oid for _, oid in rows],
+                [e.occurred_at for e, _ in rows],
+            ),
+        ).fetchall()
+    }
+    fresh = [e for e, _ in rows if e.event_id in new_ids]
+    if fresh:
+        _write_changes(conn, summarize(fresh))
+    return len(fresh)
+
+
+def _write_changes(conn: psycopg.Connection, c: Changes) -> None:
+    with conn.pipeline():
+        if c.catalog:
+            ps = list(c.catalog.values())
+            conn.execute(
+                UPSERT_CATALOG,
+                (
+                    [p.product_id for p in ps],
+                    [p.name for p in ps],
+                    [p.category for p in ps],
+                    [p.price for p in ps],
+                    [p.occurred_at for p in ps],
+                ),
+            )
+        if c.products:
+            keys = list(c.products)
+            conn.execute(
+                UPSERT_PRODUCT_SALES,
+                (
+                    keys,
+                    [c.products[k].quantity for k in keys],
+                    [c.products[k].revenue for k in keys],
+                    [c.products[k].orders for k in keys],
+                ),
+            )
+        if c.categories:
+            keys = list(c.categories)
+            conn.execute(
+                UPSERT_CATEGORY_METRICS,
+                (
+                    keys,
+                    [c.categories[k].revenue for k in keys],
+                    [c.categories[k].orders for k in keys],
+                ),
+            )
+        if c.customers:
+            keys = list(c.customers)
+            conn.execute(
+                UPSERT_CUSTOMER_LTV,
+                (
+                    keys,
+                    [c.customers[k].spent for k in keys],
+                    [c.customers[k].orders for k in keys],
+                    [c.customers[k].last_order for k in keys],
+                ),
+            )
+        if c.hours:
+            keys = list(c.hours)
+            conn.execute(
+                UPSERT_HOURLY_SALES,
+                (keys, [c.hours[k].orders for k in keys], [c.hours[k].revenue for k in keys]),
+            )

@@ -1,0 +1,134 @@
+"""The read side's SQL: what the analytics function answers, straight from the read models."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+from shopcore import db, errors
+
+CENT = Decimal("0.01")
+
+PRODUCT_SALES = """
+SELECT total_quantity_sold, total_revenue, order_count
+FROM product_sales_view WHERE product_id = %s
+"""
+CATEGORY_REVENUE = """
+SELECT total_revenue, total_orders FROM category_metrics_view WHERE category_name = %s
+"""
+CUSTOMER_LTV = """
+SELECT total_spent, order_count, last_order_date FROM customer_ltv_view WHERE customer_id = %s
+"""
+HOURLY_SALES = """
+SELECT hour_timestamp, total_orders, total_revenue FROM hourly_sales_view
+WHERE hour_timestamp >= %s AND hour_timestamp < %s
+ORDER BY hour_timestamp
+"""
+
+
+def _money(value: Decimal) -> Decimal:
+    return value.quantize(CENT)
+
+
+def _one(sql: str, key: Any) -> tuple | None:
+    with db.read_only_pool().connection() as conn:
+        return conn.execute(sql, (key,)).fetchone()
+
+
+def product_sales(product_id: int) -> dict[str, Any]:
+    row = _one(PRODUCT_SALES, product_id)
+    if row is None:
+        raise errors.NotFound(f"product {product_id} not found", productId=product_id)
+    quantity, revenue, orders = row
+    return {
+        "productId": product_id,
+        "totalQuantitySold": quantity,
+        "totalRevenue": _money(revenue),
+        "orderCount": orders,
+    }
+
+
+def category_revenue(category: str) -> dict[str, Any]:
+    row = _one(CATEGORY_REVENUE, category)
+    if row is None:
+        raise errors.NotFound(f"category {category!r} not found", category=category)
+    revenue, orders = row
+    return {"category": category, "totalRevenue": _money(revenue), "totalOrders": orders}
+
+
+def customer_lifetime_value(customer_id: int) -> dict[str, Any]:
+    row = _one(CUSTOMER_LTV, customer_id)
+    if row is None:
+        raise errors.NotFound(f"customer {customer_id} not found", customerId=customer_id)
+    spent, orders, last = row
+    return {
+        "customerId": customer_id,
+        "totalSpent": _money(spent),
+        "orderCount": orders,
+        "lastOrderDate": last,
+    }
+
+
+def hourly_sales(start: datetime, end: datetime) -> dict[str, Any]:
+    with db.read_only_pool().connection() as conn:
+        rows = conn.execute(HOURLY_SALES, (start, end)).fetchall()
+    return {
+        "from": start,
+        "to": end,
+        "hours": [
+            {"hour": hour, "totalOrders": orders, "totalRevenue": _money(revenue)}
+            for hour, orders, revenue in rows
+        ],
+    }
+
+
+# --- sync status -----------------------------------------------------------------------------
+
+# How far below the newest projected outbox id to look for events projected out of order.
+HOLE_WINDOW = 10_000
+
+LAST_PROCESSED = "SELECT max(processed_at), max(outbox_id) FROM processed_events"
+PROJECTED_IN_WINDOW = """
+SELECT count(*) FROM processed_events WHERE outbox_id > %s AND outbox_id <= %s
+"""
+PROJECTED_IDS_IN_WINDOW = """
+SELECT outbox_id FROM processed_events WHERE outbox_id > %s AND outbox_id <= %s
+"""
+WRITTEN_AFTER = "SELECT count(*), min(created_at) FROM outbox WHERE id > %s"
+WRITTEN_IN_WINDOW = "SELECT count(*) FROM outbox WHERE id > %s AND id <= %s"
+WRITTEN_IDS_IN_WINDOW = "SELECT id, created_at FROM outbox WHERE id > %s AND id <= %s"
+
+
+def sync_status() -> dict[str, Any]:
+    """How far the read models trail the write side.
+
+    Unprojected events are the outbox rows past the newest projected one, plus any holes below
+    it (events projected out of order) within HOLE_WINDOW ids. `lagSeconds` is the age of the
+    oldest of them, 0 when there are none.
+    """
+    with db.read_only_pool().connection() as read:
+        last_processed, newest = read.execute(LAST_PROCESSED).fetchone()
+        newest = newest or 0
+        low = max(0, newest - HOLE_WINDOW)
+        projected_in_window = read.execute(PROJECTED_IN_WINDOW, (low, newest)).fetchone()[0]
+
+    with db.write_read_only_pool().connection() as write:
+        pending, oldest = write.execute(WRITTEN_AFTER, (newest,)).fetchone()
+        written_in_window = write.execute(WRITTEN_IN_WINDOW, (low, newest)).fetchone()[0]
+        if written_in_window > projected_in_window:
+            written = write.execute(WRITTEN_IDS_IN_WINDOW, (low, newest)).fetchall()
+            with db.read_only_pool().connection() as read:
+                done = {r[0] for r in read.execute(PROJECTED_IDS_IN_WINDOW, (low, newest))}
+            holes = [created for oid, created in written if oid not in done]
+            pending += len(holes)
+            oldest = min([*holes, *([oldest] if oldest else [])], default=None)
+
+    lag = 0.0
+    if pending and oldest is not None:
+        lag = max(0.0, (datetime.now(UTC) - oldest).total_seconds())
+    return {
+        "lastProcessedEventTimestamp": last_processed,
+        "lagSeconds": round(lag, 3),
+        "pendingEvents": pending,
+    }
