@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import threading
 from collections.abc import Mapping
 from typing import Any
 
@@ -160,28 +161,31 @@ def dead_letter(
 
 
 class ChannelCache:
-    """One broker connection and confirm-mode channel kept across warm invocations.
+    """A broker connection and confirm-mode channel kept across warm invocations.
 
     `channel()` checks the cached connection first and reconnects if the broker dropped it,
-    so a stale connection costs one reconnect, not a failed invocation.
+    so a stale connection costs one reconnect, not a failed invocation. pika connections are
+    not thread-safe and a host may run invocations on several threads: one per thread.
     """
 
     def __init__(self) -> None:
-        self._connection: pika.BlockingConnection | None = None
-        self._channel: BlockingChannel | None = None
+        self._local = threading.local()
 
     def channel(self) -> BlockingChannel:
-        if not (is_usable(self._connection) and self._channel and self._channel.is_open):
+        connection = getattr(self._local, "connection", None)
+        channel = getattr(self._local, "channel", None)
+        if not (is_usable(connection) and channel is not None and channel.is_open):
             self.close()
-            self._connection = connect()
-            channel = self._connection.channel()
+            connection = connect()
+            channel = connection.channel()
             declare_topology(channel)
             channel.confirm_delivery()
-            self._channel = channel
-        return self._channel
+            self._local.connection, self._local.channel = connection, channel
+        return channel
 
     def close(self) -> None:
-        connection, self._connection, self._channel = self._connection, None, None
+        connection = getattr(self._local, "connection", None)
+        self._local.connection = self._local.channel = None
         if connection is not None and connection.is_open:
-            with contextlib.suppress(CONNECTION_ERRORS):
+            with contextlib.suppress(*CONNECTION_ERRORS):
                 connection.close()

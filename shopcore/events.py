@@ -168,6 +168,8 @@ def parse(body: bytes | str) -> Event:
         data = jsonio.loads(body)
     except (ValueError, UnicodeDecodeError) as exc:
         raise MalformedEvent(f"not JSON: {exc}") from None
+    except RecursionError:
+        raise MalformedEvent("not JSON: nested too deeply") from None
     if not isinstance(data, dict):
         raise MalformedEvent("not a JSON object")
     event_type = data.get("eventType")

@@ -41,6 +41,8 @@ def read_json(request: flask.Request) -> Any:
         return jsonio.loads(raw)
     except (ValueError, UnicodeDecodeError) as exc:
         raise errors.InvalidInput(f"request body is not valid JSON: {exc}") from None
+    except RecursionError:
+        raise errors.InvalidInput("request body is nested too deeply") from None
 
 
 def respond(request: flask.Request, handler: Handler, function: str) -> flask.Response:

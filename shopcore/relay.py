@@ -14,22 +14,23 @@ from shopcore import broker
 from shopcore.config import settings
 from shopcore.outbox import DrainResult, drain
 
-_connection: psycopg.Connection | None = None
+# Cached per thread: a host may run several invocations at once, each needs its own.
+_local = threading.local()
 _channels = broker.ChannelCache()
 # Set by a host that is shutting down: the current batch completes, then the drain ends.
 stop_requested = threading.Event()
 
 
 def _database() -> psycopg.Connection:
-    global _connection
-    if _connection is not None and not _connection.closed:
+    connection: psycopg.Connection | None = getattr(_local, "connection", None)
+    if connection is not None and not connection.closed:
         try:
-            _connection.execute("SELECT 1")
-            return _connection
+            connection.execute("SELECT 1")
+            return connection
         except psycopg.OperationalError:
-            _connection.close()
-    _connection = psycopg.connect(settings().database_url, autocommit=True)
-    return _connection
+            connection.close()
+    _local.connection = psycopg.connect(settings().database_url, autocommit=True)
+    return _local.connection
 
 
 def run(budget_seconds: float | None = None, watch: bool = False) -> DrainResult:
@@ -50,8 +51,9 @@ def run(budget_seconds: float | None = None, watch: bool = False) -> DrainResult
 
 
 def close() -> None:
-    global _connection
+    """Close this thread's cached connections."""
     _channels.close()
-    if _connection is not None:
-        _connection.close()
-        _connection = None
+    connection = getattr(_local, "connection", None)
+    if connection is not None:
+        connection.close()
+        _local.connection = None

@@ -12,6 +12,7 @@ SIGTERM: the batch in hand finishes (or, if it cannot, returns to the queue), th
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import signal
@@ -67,10 +68,8 @@ class QueueTrigger:
                     self._deliver(channel)
         finally:
             if connection.is_open:
-                try:
+                with contextlib.suppress(*broker.CONNECTION_ERRORS):
                     connection.close()  # unacked messages go back to their queues
-                except broker.CONNECTION_ERRORS:
-                    pass
 
     def _on_message_for(self, queue: str):
         def on_message(

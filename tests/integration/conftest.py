@@ -1,0 +1,9 @@
+import pytest
+
+
+@pytest.fixture(autouse=True)
+def _services(services, monkeypatch):
+    """Every integration test runs against the run's isolated stack; the relay does not
+    linger watching the outbox after draining it."""
+    monkeypatch.setenv("RELAY_WATCH", "false")
+    return services

@@ -1,0 +1,130 @@
+"""outbox_relay through its CloudEvent entry point, with the real broker."""
+
+from __future__ import annotations
+
+import threading
+from decimal import Decimal
+
+import psycopg
+import pytest
+
+from shopcore import broker, events, jsonio, outbox
+from shopcore.config import settings
+from tests.support.functions import drain_queue, relay_invoker, write_rows
+
+
+def add_product_event(name: str) -> dict:
+    event = events.product_created(1, name, "Tech", Decimal("1.00"), 1, events.now())
+    with psycopg.connect(settings().database_url) as conn:
+        outbox.append(conn, event)
+    return event
+
+
+@pytest.fixture(autouse=True)
+def _empty_queues(services):
+    for queue in broker.QUEUES:
+        drain_queue(queue)
+    # leave nothing unpublished from other tests
+    assert relay_invoker()({}) == 200
+    for queue in broker.QUEUES:
+        drain_queue(queue)
+
+
+def test_publishes_each_event_as_a_cloudevent_and_marks_it(unique):
+    sent = [add_product_event(f"{unique}-{i}") for i in range(3)]
+
+    assert relay_invoker()({}) == 200
+
+    taken = drain_queue(events.PRODUCT_EVENTS)
+    assert [jsonio.loads(body)["eventId"] for _, body in taken] == [e["eventId"] for e in sent]
+    props, _body = taken[0]
+    assert props.message_id == sent[0]["eventId"]
+    assert props.delivery_mode == 2  # persistent
+    assert props.content_type == "application/json"
+    headers = props.headers
+    assert headers["ce-id"] == sent[0]["eventId"]
+    assert headers["ce-type"] == "ProductCreated"
+    assert headers["ce-specversion"] == "1.0"
+    assert headers["ce-time"] == sent[0]["occurredAt"]
+    assert headers["ce-subject"] == "1"
+    assert headers["ce-source"]
+    [(outbox_id,)] = write_rows(
+        "SELECT id FROM outbox WHERE payload->>'eventId' = %s", sent[0]["eventId"]
+    )
+    assert headers["ce-sequence"] == str(outbox_id)
+    assert write_rows("SELECT count(*) FROM outbox WHERE published_at IS NULL") == [(0,)]
+
+
+def test_money_digits_survive_the_trip(unique):
+    event = add_product_event(unique)
+    assert relay_invoker()({}) == 200
+    [(_, body)] = drain_queue(events.PRODUCT_EVENTS)
+    assert b'"price": 1.00' in body or b'"price":1.00' in body
+    assert jsonio.loads(body)["eventId"] == event["eventId"]
+
+
+def test_published_rows_are_kept_as_the_event_log(unique):
+    event = add_product_event(unique)
+    assert relay_invoker()({}) == 200
+    drain_queue(events.PRODUCT_EVENTS)
+    [(published_at,)] = write_rows(
+        "SELECT published_at FROM outbox WHERE payload->>'eventId' = %s", event["eventId"]
+    )
+    assert published_at is not None
+
+
+def test_concurrent_relays_publish_every_event_exactly_once(unique):
+    sent = {add_product_event(f"{unique}-{i}")["eventId"] for i in range(400)}
+    settings_batch = settings().relay_batch_size
+    assert settings_batch >= 1
+    invokers = [relay_invoker() for _ in range(4)]
+    statuses: list[int] = []
+    threads = [threading.Thread(target=lambda i=i: statuses.append(i({}))) for i in invokers]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+
+    assert statuses == [200] * 4
+    got = [jsonio.loads(body)["eventId"] for _, body in drain_queue(events.PRODUCT_EVENTS)]
+    assert sorted(got) == sorted(sent)
+
+
+def test_crash_between_confirm_and_commit_republishes(unique):
+    """At least once: a relay that dies after the broker confirmed but before its commit leaves
+    the rows unpublished, so the next run sends them again (consumers dedupe by eventId)."""
+    event = add_product_event(unique)
+
+    class CrashAfterPublish(broker.ConfirmedPublisher):
+        def publish_batch(self, rows):
+            super().publish_batch(rows)
+            raise KeyboardInterrupt("killed between confirm and commit")
+
+    connection = broker.connect()
+    channel = connection.channel()
+    channel.confirm_delivery()
+    with (
+        psycopg.connect(settings().database_url, autocommit=True) as conn,
+        pytest.raises(KeyboardInterrupt),
+    ):
+        outbox.publish_one_batch(conn, CrashAfterPublish(channel), batch_size=10)
+    connection.close()
+
+    assert write_rows(
+        "SELECT published_at FROM outbox WHERE payload->>'eventId' = %s", event["eventId"]
+    ) == [(None,)]
+    assert relay_invoker()({}) == 200
+    got = [jsonio.loads(body)["eventId"] for _, body in drain_queue(events.PRODUCT_EVENTS)]
+    assert got == [event["eventId"], event["eventId"]]
+
+
+def test_relay_recovers_after_the_broker_drops_its_connection(unique):
+    from shopcore import relay
+
+    add_product_event(f"{unique}-a")
+    assert relay_invoker()({}) == 200
+    relay._channels._local.connection.close()  # as if the broker went away between invocations
+    event = add_product_event(f"{unique}-b")
+    assert relay_invoker()({}) == 200
+    got = [jsonio.loads(body)["eventId"] for _, body in drain_queue(events.PRODUCT_EVENTS)]
+    assert got[-1] == event["eventId"]
