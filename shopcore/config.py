@@ -30,8 +30,6 @@ class Settings:
     # the relay: events per claimed batch, and how long one invocation may keep draining
     relay_batch_size: int
     relay_budget_seconds: float
-    # deliveries of one message before the broker parks it in the dead-letter queue
-    delivery_limit: int
 
 
 @cache
@@ -49,5 +47,4 @@ def settings() -> Settings:
         max_order_items=_int("MAX_ORDER_ITEMS", 100),
         relay_batch_size=_int("RELAY_BATCH_SIZE", 500),
         relay_budget_seconds=_float("RELAY_BUDGET_SECONDS", 10.0),
-        delivery_limit=_int("DELIVERY_LIMIT", 5),
     )

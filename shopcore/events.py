@@ -122,6 +122,20 @@ class _Integer(_Number):
         return value
 
 
+class _Text(fields.String):
+    """A string Postgres can store; `min_length` 1 for names that key a read model."""
+
+    def __init__(self, min_length: int = 0, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.min_length = min_length
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> str:
+        text = super()._deserialize(value, attr, data, **kwargs)
+        if len(text) < self.min_length or not jsonio.storable(text):
+            raise ValidationError("must be non-empty text without NUL or lone surrogates")
+        return text
+
+
 class _Envelope(Schema):
     class Meta:
         unknown = EXCLUDE  # events may gain fields; old consumers keep working
@@ -132,8 +146,8 @@ class _Envelope(Schema):
 
 class _ProductCreatedSchema(_Envelope):
     productId = _Integer(required=True, validate=validate.Range(min=1))  # noqa: N815
-    name = fields.String(required=True)
-    category = fields.String(required=True, validate=validate.Length(min=1))
+    name = _Text(required=True)
+    category = _Text(min_length=1, required=True)
     price = _Number(required=True, validate=validate.Range(min=0))
     stock = _Integer(required=True, validate=validate.Range(min=0))
 
@@ -145,8 +159,8 @@ class _OrderLineSchema(Schema):
     productId = _Integer(required=True, validate=validate.Range(min=1))  # noqa: N815
     quantity = _Integer(required=True, validate=validate.Range(min=1))
     price = _Number(required=True, validate=validate.Range(min=0))
-    name = fields.String(required=True)
-    category = fields.String(required=True, validate=validate.Length(min=1))
+    name = _Text(required=True)
+    category = _Text(min_length=1, required=True)
 
 
 class _OrderCreatedSchema(_Envelope):

@@ -38,6 +38,18 @@ def dumps(value: Any) -> str:
     return _plain.encode(value)
 
 
+def storable(text: str) -> bool:
+    """Whether Postgres can store `text`: no NUL character, no lone surrogate (JSON allows
+    both as escapes, Postgres text and UTF-8 do not)."""
+    if "\x00" in text:
+        return False
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def iso_utc(moment: datetime) -> str:
     """ISO-8601 in UTC with millisecond precision and a Z suffix."""
     return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")

@@ -23,7 +23,8 @@ def configure() -> None:
         handler.setFormatter(logging.Formatter("%(message)s"))
         handler._shop = True  # type: ignore[attr-defined]
         root.addHandler(handler)
-    root.setLevel(os.environ.get("LOG_LEVEL", "INFO").upper())
+    level = os.environ.get("LOG_LEVEL", "INFO").upper()
+    root.setLevel(level if level in logging.getLevelNamesMapping() else "INFO")
     logging.getLogger("pika").setLevel(logging.WARNING)
 
 

@@ -11,7 +11,7 @@ from typing import Any
 
 from marshmallow import Schema, ValidationError, fields, validates
 
-from shopcore import errors
+from shopcore import errors, jsonio
 from shopcore.config import settings
 
 MAX_BIGINT = 2**63 - 1
@@ -63,8 +63,8 @@ class Label(fields.Field):
             raise ValidationError("must not be empty")
         if len(text) > 255:
             raise ValidationError("must be at most 255 characters")
-        if "\x00" in text:
-            raise ValidationError("must not contain NUL characters")
+        if not jsonio.storable(text):
+            raise ValidationError("must not contain NUL characters or lone surrogates")
         return text
 
 

@@ -1,0 +1,38 @@
+# The two commands a newcomer needs:  make run   |   make test
+VENV ?= .venv
+PY := $(VENV)/bin/python
+
+.PHONY: install run test lint format verify services
+
+$(VENV)/.installed: pyproject.toml
+	python3 -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --upgrade pip
+	$(VENV)/bin/pip install --quiet -e '.[dev]'
+	touch $@
+
+install: $(VENV)/.installed
+
+services:
+	infra/ensure-services.sh
+
+## run the whole system locally: command API :8080, query API :8081 (Ctrl-C stops)
+run: install services
+	$(PY) -m infra.local
+
+## lint, then every test (unit, integration, end-to-end) against the real Postgres and RabbitMQ
+test: install services
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(PY) -m pytest
+
+lint: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: install
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
+
+## check a running system end to end (health, a product, an order, analytics, sync-status)
+verify: install
+	$(PY) -m infra.verify
