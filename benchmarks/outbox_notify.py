@@ -1,0 +1,80 @@
+"""Does NOTIFY in the order transaction cap order throughput? (issue 2's measurement)
+
+    python -m benchmarks.outbox_notify [--seconds 10] [--clients 16]
+
+Runs pgbench with an order-shaped transaction (lock product, decrement stock, insert order,
+item and outbox row) against a scratch copy of the write schema, once as the system commits
+orders and once with `pg_notify` added, and prints transactions per second for each.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import subprocess
+import tempfile
+import uuid
+from pathlib import Path
+
+import psycopg
+from psycopg import sql
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+from infra import migrate
+from shopcore.config import settings
+
+ORDER = """\\set pid random(1, 1000)
+\\set cid random(1, 100000)
+BEGIN;
+SELECT id, name, category, stock FROM products WHERE id = :pid FOR UPDATE;
+UPDATE products SET stock = stock - 1 WHERE id = :pid;
+INSERT INTO orders (customer_id, total, status, created_at) VALUES (:cid, 10, 'created', now()) RETURNING id AS oid \\gset
+INSERT INTO order_items (order_id, product_id, quantity, price) VALUES (:oid, :pid, 1, 10);
+INSERT INTO outbox (topic, payload, created_at) VALUES ('order-events', '{"eventId": "00000000-0000-0000-0000-000000000000", "eventType": "OrderCreated"}', now());
+{notify}COMMIT;
+"""
+
+
+def pgbench(url: str, script: str, seconds: int, clients: int) -> float:
+    with tempfile.NamedTemporaryFile("w", suffix=".sql", delete=False) as f:
+        f.write(script)
+    params = conninfo_to_dict(url)
+    out = subprocess.run(
+        [
+            "pgbench", "-n", "-f", f.name, "-T", str(seconds), "-c", str(clients), "-j", "2",
+            "-h", params.get("host", "127.0.0.1"), "-p", str(params.get("port", 5432)),
+            params["dbname"],
+        ],
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    Path(f.name).unlink()
+    return float(re.search(r"tps = ([\d.]+)", out.stdout).group(1))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--seconds", type=int, default=10)
+    parser.add_argument("--clients", type=int, default=16)
+    parser.add_argument("--rounds", type=int, default=3)
+    args = parser.parse_args()
+
+    name = f"bench_notify_{uuid.uuid4().hex[:8]}"
+    url = make_conninfo(settings().database_url, dbname=name)
+    migrate.apply(url, migrate.MIGRATIONS / "write")
+    try:
+        with psycopg.connect(url) as conn:
+            conn.execute(
+                "INSERT INTO products (name, category, price, stock) "
+                "SELECT 'p' || i, 'c', 10, 1000000000 FROM generate_series(1, 1000) i"
+            )
+        for round_ in range(1, args.rounds + 1):
+            for label, notify in (("no NOTIFY", ""), ("NOTIFY", "SELECT pg_notify('outbox', '');\n")):
+                tps = pgbench(url, ORDER.replace("{notify}", notify), args.seconds, args.clients)
+                print(f"round {round_}  {label:10s} {tps:8.0f} orders/s", flush=True)
+    finally:
+        with psycopg.connect(make_conninfo(url, dbname="postgres"), autocommit=True) as conn:
+            conn.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+if __name__ == "__main__":
+    main()
