@@ -23,16 +23,8 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from infra import migrate
 from shopcore.config import settings
 
-ORDER = """\\set pid random(1, 1000)
-\\set cid random(1, 100000)
-BEGIN;
-SELECT id, name, category, stock FROM products WHERE id = :pid FOR UPDATE;
-UPDATE products SET stock = stock - 1 WHERE id = :pid;
-INSERT INTO orders (customer_id, total, status, created_at) VALUES (:cid, 10, 'created', now()) RETURNING id AS oid \\gset
-INSERT INTO order_items (order_id, product_id, quantity, price) VALUES (:oid, :pid, 1, 10);
-INSERT INTO outbox (topic, payload, created_at) VALUES ('order-events', '{"eventId": "00000000-0000-0000-0000-000000000000", "eventType": "OrderCreated"}', now());
-{notify}COMMIT;
-"""
+ORDER = (Path(__file__).parent / "order_transaction.sql").read_text()
+NOTIFY = "SELECT pg_notify('outbox', '');\nCOMMIT;"
 
 
 def pgbench(url: str, script: str, seconds: int, clients: int) -> float:
@@ -68,7 +60,10 @@ def main() -> None:
                 "SELECT 'p' || i, 'c', 10, 1000000000 FROM generate_series(1, 1000) i"
             )
         for round_ in range(1, args.rounds + 1):
-            for label, notify in (("no NOTIFY", ""), ("NOTIFY", "SELECT pg_notify('outbox', '');\n")):
+            for label, notify in (
+                ("no NOTIFY", ""),
+                ("NOTIFY", "SELECT pg_notify('outbox', '');\n"),
+            ):
                 tps = pgbench(url, ORDER.replace("{notify}", notify), args.seconds, args.clients)
                 print(f"round {round_}  {label:10s} {tps:8.0f} orders/s", flush=True)
     finally:

@@ -54,24 +54,43 @@ def _outbox_id(message: QueueMessage) -> int | None:
 
 def project_batch(messages: list[QueueMessage], dead_letter: DeadLetter = park) -> BatchOutcome:
     outcome = BatchOutcome(received=len(messages))
-    valid: list[tuple[events.Event, int | None]] = []
-    malformed: list[tuple[QueueMessage, str]] = []
+    parsed: list[tuple[QueueMessage, events.Event, int | None]] = []
+    rejected: list[tuple[QueueMessage, str]] = []
     for message in messages:
         try:
-            valid.append((events.parse(message.body), _outbox_id(message)))
+            parsed.append((message, events.parse(message.body), _outbox_id(message)))
         except events.MalformedEvent as exc:
-            malformed.append((message, str(exc)))
+            rejected.append((message, str(exc)))
 
-    if valid:
-        outcome.applied = db.run_in_transaction(
-            db.read_pool(), lambda uow: apply_events(uow.conn, valid)
-        )
-        outcome.duplicates = len(valid) - outcome.applied
-        outcome.event_ids = [str(event.event_id) for event, _ in valid]
+    if parsed:
+        refused = 0
+        try:
+            outcome.applied = _apply([(event, oid) for _, event, oid in parsed])
+        except UNAVAILABLE:
+            raise
+        except psycopg.Error as exc:
+            # The database refused something in this batch (a value out of range, say).
+            # Apply one event per transaction so only the offender is parked.
+            log.warning("batch refused by the read database (%s); applying one by one", exc)
+            outcome.applied = refused = 0
+            for message, event, oid in parsed:
+                try:
+                    outcome.applied += _apply([(event, oid)])
+                except UNAVAILABLE:
+                    raise
+                except psycopg.Error as single:
+                    refused += 1
+                    rejected.append((message, f"refused by the read database: {single}"))
+        outcome.duplicates = len(parsed) - outcome.applied - refused
+        outcome.event_ids = [str(event.event_id) for _, event, _ in parsed]
     # After the commit: if parking fails the batch is redelivered, the applied events are
     # recognised as duplicates, and parking is tried again.
-    for message, reason in malformed:
+    for message, reason in rejected:
         dead_letter(message, reason)
         outcome.dead_lettered.append(message.properties.get("messageId") or "?")
         log.warning("dead-lettered a message from %s: %s", message.queue, reason)
     return outcome
+
+
+def _apply(batch: list[tuple[events.Event, int | None]]) -> int:
+    return db.run_in_transaction(db.read_pool(), lambda uow: apply_events(uow.conn, batch))

@@ -86,9 +86,9 @@ def drain(
 
     With `watch`, an empty outbox does not end the invocation: it keeps polling until the
     budget, so new rows go out within milliseconds between scheduled invocations. Polling, not
-    LISTEN/NOTIFY: a NOTIFY in the order transaction serializes commits and cost a third of
-    order throughput when measured (BENCHMARKS.md). An idle poll is one cheap indexed query
-    every 2-20 ms.
+    LISTEN/NOTIFY: a NOTIFY in the order transaction serializes commits (measured from no cost
+    to a third of order throughput, BENCHMARKS.md) and LISTEN does not work behind a
+    transaction-mode pooler. An idle poll is one cheap indexed query every 2-20 ms.
     """
     deadline = time.monotonic() + budget_seconds
     stop = stop or threading.Event()

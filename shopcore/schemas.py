@@ -49,7 +49,7 @@ class Money(fields.Field):
             raise ValidationError(f"must be at most {MAX_PRICE}")
         if amount != amount.quantize(CENT):
             raise ValidationError("must have at most 2 decimal places")
-        return amount.quantize(CENT)
+        return amount.quantize(CENT).copy_abs()  # -0 is 0
 
 
 class Label(fields.Field):

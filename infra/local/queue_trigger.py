@@ -18,6 +18,8 @@ import os
 import signal
 import threading
 import time
+from collections.abc import Callable
+from typing import Any
 
 import pika
 from pika.adapters.blocking_connection import BlockingChannel
@@ -32,12 +34,20 @@ Delivery = tuple[str, pika.BasicProperties, bytes, bool, int]  # ..., delivery t
 
 
 class QueueTrigger:
-    def __init__(self, batch_size: int, window_seconds: float) -> None:
+    def __init__(
+        self,
+        batch_size: int,
+        window_seconds: float,
+        invoke: Callable[[dict[str, Any]], int] | None = None,
+        max_backoff: float = 10.0,
+    ) -> None:
+        """`invoke(batch_event) -> HTTP status`; by default the projector, in-process."""
         self.batch_size = batch_size
         self.window = window_seconds
+        self.max_backoff = max_backoff
         self.stop = threading.Event()
         self.function = by_name("projector")
-        self.invoke = CloudEventInvoker(
+        self.invoke = invoke or CloudEventInvoker(
             self.function, "//local/rabbitmq", "dev.shop.rabbitmq.messages"
         )
         self.buffer: list[Delivery] = []
@@ -49,7 +59,7 @@ class QueueTrigger:
                 self._consume()
                 backoff = 0.0
             except broker.CONNECTION_ERRORS as exc:
-                backoff = min(10.0, max(0.25, backoff * 2))
+                backoff = min(self.max_backoff, max(0.25, backoff * 2))
                 log.warning("broker connection lost (%s); reconnecting in %.2fs", exc, backoff)
                 self.buffer.clear()  # unacked deliveries return to the queue by themselves
                 self.stop.wait(backoff)
@@ -109,7 +119,7 @@ class QueueTrigger:
                 log.warning("projector failed (HTTP %s); requeueing %d", status, len(batch))
                 channel.basic_nack(last_tag, multiple=True, requeue=True)
                 return
-            backoff = min(10.0, max(0.25, backoff * 2))
+            backoff = min(self.max_backoff, max(0.25, backoff * 2))
             log.warning("projector unavailable (HTTP 503); retrying in %.2fs", backoff)
             # keep heartbeats flowing while we wait, so the broker does not drop us
             channel.connection.sleep(backoff)

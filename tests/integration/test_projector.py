@@ -156,3 +156,19 @@ def test_database_outage_answers_503_so_the_trigger_retries(customer_id, monkeyp
         monkeypatch.undo()
         stack.reset_process_state()
     assert product_sales(p) == []
+
+
+def test_an_event_the_database_refuses_is_parked_and_the_rest_apply(customer_id):
+    """Valid JSON, valid fields, but a price no numeric(14,2) column holds: only that event
+    is dead-lettered, the other events of its batch are applied."""
+    p, q, cat = ids()
+    refused = events.product_created(p, "n", cat, Decimal("1E+20"), 1, events.now())
+    fine = product_event(q, cat)
+
+    assert projector_invoker()(batch(refused, fine, queue=events.PRODUCT_EVENTS)) == 200
+
+    assert product_sales(q) == [(0, Decimal("0"), 0)]
+    assert product_sales(p) == []
+    [(props, _)] = drain_queue(broker.DEAD_LETTER_QUEUE)
+    assert props.message_id == refused["eventId"]
+    assert "refused by the read database" in props.headers[broker.REASON_HEADER]

@@ -1,0 +1,88 @@
+"""The local queue trigger against the real broker: batching, acks, the delivery limit."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+
+from infra.local.queue_trigger import QueueTrigger
+from shopcore import broker, events, messages
+from tests.support.functions import drain_queue, publish_raw
+
+
+@pytest.fixture(autouse=True)
+def _empty(services):
+    for queue in (*broker.QUEUES, broker.DEAD_LETTER_QUEUE):
+        drain_queue(queue)
+
+
+def run_until(trigger: QueueTrigger, done, timeout: float = 20) -> None:
+    thread = threading.Thread(target=trigger.run)
+    thread.start()
+    try:
+        deadline = time.monotonic() + timeout
+        while not done():
+            assert time.monotonic() < deadline, "condition not reached"
+            time.sleep(0.05)
+    finally:
+        trigger.stop.set()
+        thread.join(10)
+    assert not thread.is_alive()
+
+
+def test_batches_messages_and_acks_after_success():
+    batches: list[list[messages.QueueMessage]] = []
+
+    def invoke(event: dict) -> int:
+        batches.append(messages.from_batch(event))
+        return 200
+
+    for i in range(25):
+        publish_raw(events.ORDER_EVENTS, f"m{i}".encode(), message_id=f"id-{i}")
+    trigger = QueueTrigger(batch_size=10, window_seconds=0.05, invoke=invoke)
+    run_until(trigger, lambda: sum(len(b) for b in batches) >= 25)
+
+    assert max(len(b) for b in batches) <= 10
+    assert sorted(m.body for b in batches for m in b) == sorted(f"m{i}".encode() for i in range(25))
+    assert drain_queue(events.ORDER_EVENTS) == []  # all acked
+
+
+def test_a_batch_that_keeps_failing_is_dead_lettered_after_the_delivery_limit():
+    attempts: list[int] = []
+
+    def invoke(event: dict) -> int:
+        attempts.append(len(messages.from_batch(event)))
+        return 500
+
+    publish_raw(events.ORDER_EVENTS, b"fails every time", message_id="doomed")
+    trigger = QueueTrigger(batch_size=10, window_seconds=0.01, invoke=invoke)
+    parked: list = []
+    run_until(trigger, lambda: parked.extend(drain_queue(broker.DEAD_LETTER_QUEUE)) or parked)
+
+    [(props, body)] = parked
+    assert body == b"fails every time"
+    assert props.message_id == "doomed"
+    assert props.headers["x-death"][0]["reason"] == "delivery_limit"
+    assert len(attempts) in (broker.DELIVERY_LIMIT, broker.DELIVERY_LIMIT + 1)
+
+
+def test_unavailable_projector_keeps_the_batch_without_using_up_deliveries():
+    """Eight 503s in a row (more than the delivery limit) and the message is still applied:
+    an outage is retried in place, not counted against the message."""
+    statuses = iter([503] * 8 + [200] * 100)
+    calls: list[int] = []
+
+    def invoke(event: dict) -> int:
+        status = next(statuses)
+        calls.append(status)
+        return status
+
+    publish_raw(events.ORDER_EVENTS, b"wait for the database", message_id="patient")
+    trigger = QueueTrigger(batch_size=10, window_seconds=0.01, invoke=invoke, max_backoff=0.05)
+    run_until(trigger, lambda: 200 in calls)
+
+    assert calls == [503] * 8 + [200]
+    assert drain_queue(broker.DEAD_LETTER_QUEUE) == []
+    assert drain_queue(events.ORDER_EVENTS) == []  # acked
