@@ -6,6 +6,7 @@ every ShopError into its status and `{"error": ...}`, and never lets a stack tra
 
 from __future__ import annotations
 
+import hmac
 import logging
 from collections.abc import Callable
 from typing import Any
@@ -70,6 +71,24 @@ def _answer(request: flask.Request, handler: Handler) -> flask.Response:
     except Exception:
         log.exception("unhandled error serving %s %s", request.method, request.path)
         return json_response(500, {"error": "internal error"})
+
+
+def require_api_key(request: flask.Request) -> None:
+    """When COMMAND_API_KEYS is set, the request must carry one of its keys, as
+    `X-API-Key: <key>` or `Authorization: Bearer <key>`; otherwise 401 and nothing happens."""
+    accepted = settings().command_api_keys
+    if not accepted:
+        return
+    offered = request.headers.get("X-API-Key", "")
+    authorization = request.headers.get("Authorization", "")
+    if not offered and authorization.lower().startswith("bearer "):
+        offered = authorization[7:].strip()
+    # compare against every key, in constant time, so timing does not reveal a prefix
+    matches = [hmac.compare_digest(offered.encode(), key.encode()) for key in accepted]
+    if not offered or not any(matches):
+        raise errors.Unauthorized(
+            "a valid API key is required (X-API-Key header or Authorization: Bearer)"
+        )
 
 
 def require_method(request: flask.Request, *allowed: str) -> None:

@@ -10,6 +10,7 @@ logs.configure()
 
 def handle(request: flask.Request) -> tuple[int, dict]:
     http.require_method(request, "POST")
+    http.require_api_key(request)
     return 201, {"orderId": commands.create_order(http.read_json(request))}
 
 
