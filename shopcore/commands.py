@@ -40,7 +40,7 @@ def create_product(body: Any) -> int:
         params["event"] = jsonio.dumps(event)
         return uow.conn.execute(INSERT_PRODUCT, params).fetchone()[0]
 
-    return db.run_in_transaction(db.write_pool(), work)
+    return db.run_in_transaction(db.command_pool(), work)
 
 
 # --- create_order ----------------------------------------------------------------------------
@@ -135,7 +135,7 @@ def create_order(body: Any) -> int:
             uow.commit()
         return order_id
 
-    return db.run_in_transaction(db.write_pool(), work)
+    return db.run_in_transaction(db.command_pool(), work)
 
 
 def _check_availability(

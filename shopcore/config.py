@@ -19,6 +19,13 @@ def _float(name: str, default: float) -> float:
 class Settings:
     database_url: str
     read_database_url: str
+    # Each part of the system may connect as its own database role (least privilege); each
+    # URL defaults to the CONTRACT variable of the database it uses.
+    command_database_url: str  # create_product, create_order: the write database
+    relay_database_url: str  # outbox_relay: the write database's outbox
+    projector_database_url: str  # projector: the read database
+    analytics_database_url: str  # analytics: the read database, read only
+    analytics_outbox_database_url: str  # analytics' sync-status: the write outbox, read only
     broker_url: str
     command_port: int
     query_port: int
@@ -34,13 +41,23 @@ class Settings:
     command_api_keys: tuple[str, ...]
 
 
+def _url(name: str, default: str) -> str:
+    """An optional URL: unset or empty means `default`."""
+    return os.environ.get(name) or default
+
+
 @cache
 def settings() -> Settings:
+    write = os.environ.get("DATABASE_URL", "postgresql://localhost:5432/write_db")
+    read = os.environ.get("READ_DATABASE_URL", "postgresql://localhost:5432/read_db")
     return Settings(
-        database_url=os.environ.get("DATABASE_URL", "postgresql://localhost:5432/write_db"),
-        read_database_url=os.environ.get(
-            "READ_DATABASE_URL", "postgresql://localhost:5432/read_db"
-        ),
+        database_url=write,
+        read_database_url=read,
+        command_database_url=_url("COMMAND_DATABASE_URL", write),
+        relay_database_url=_url("RELAY_DATABASE_URL", write),
+        projector_database_url=_url("PROJECTOR_DATABASE_URL", read),
+        analytics_database_url=_url("ANALYTICS_DATABASE_URL", read),
+        analytics_outbox_database_url=_url("ANALYTICS_OUTBOX_DATABASE_URL", write),
         broker_url=os.environ.get("BROKER_URL", "amqp://guest:guest@localhost:5672/"),
         command_port=_int("COMMAND_SERVICE_PORT", 8080),
         query_port=_int("QUERY_SERVICE_PORT", 8081),

@@ -93,4 +93,4 @@ def project_batch(messages: list[QueueMessage], dead_letter: DeadLetter = park) 
 
 
 def _apply(batch: list[tuple[events.Event, int | None]]) -> int:
-    return db.run_in_transaction(db.read_pool(), lambda uow: apply_events(uow.conn, batch))
+    return db.run_in_transaction(db.projector_pool(), lambda uow: apply_events(uow.conn, batch))

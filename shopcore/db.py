@@ -18,44 +18,48 @@ from shopcore.config import settings
 
 T = TypeVar("T")
 
-_pools: dict[str, ConnectionPool] = {}
+_pools: dict[tuple[str, bool], ConnectionPool] = {}
 _lock = threading.Lock()
 
 
-def _pool(name: str, url: str, autocommit: bool) -> ConnectionPool:
-    pool = _pools.get(name)
+def _pool(url: str, autocommit: bool) -> ConnectionPool:
+    """One pool per (URL, autocommit): functions sharing a process share what they can."""
+    key = (url, autocommit)
+    pool = _pools.get(key)
     if pool is None:
         with _lock:
-            pool = _pools.get(name)
+            pool = _pools.get(key)
             if pool is None:
                 pool = ConnectionPool(
                     url,
                     min_size=1,
                     max_size=settings().pool_max_size,
                     kwargs={"autocommit": autocommit},
-                    name=name,
                     timeout=5.0,
                     open=True,
                 )
-                _pools[name] = pool
+                _pools[key] = pool
     return pool
 
 
-def write_pool() -> ConnectionPool:
-    return _pool("write", settings().database_url, autocommit=False)
+def command_pool() -> ConnectionPool:
+    """The write database, as the command functions' role."""
+    return _pool(settings().command_database_url, autocommit=False)
 
 
-def read_pool() -> ConnectionPool:
-    return _pool("read", settings().read_database_url, autocommit=False)
+def projector_pool() -> ConnectionPool:
+    """The read database, as the projector's role."""
+    return _pool(settings().projector_database_url, autocommit=False)
 
 
-def read_only_pool() -> ConnectionPool:
-    """Autocommit connections for single-statement reads: no BEGIN/COMMIT round trips."""
-    return _pool("read-only", settings().read_database_url, autocommit=True)
+def analytics_pool() -> ConnectionPool:
+    """The read database for single-statement reads: autocommit, no BEGIN/COMMIT trips."""
+    return _pool(settings().analytics_database_url, autocommit=True)
 
 
-def write_read_only_pool() -> ConnectionPool:
-    return _pool("write-read-only", settings().database_url, autocommit=True)
+def analytics_outbox_pool() -> ConnectionPool:
+    """The write database's outbox, read only, for sync-status."""
+    return _pool(settings().analytics_outbox_database_url, autocommit=True)
 
 
 class UnitOfWork:

@@ -1,7 +1,8 @@
 """What every HTTP function shares: JSON bodies in, JSON answers out, one error shape.
 
-A function's entry point is `respond(request, handler)`: it answers GET .../health itself, turns
-every ShopError into its status and `{"error": ...}`, and never lets a stack trace reach a client.
+A function's entry point is `respond(request, handler, function)`: it answers GET .../health and
+GET .../openapi.json (its API's document) itself, turns every ShopError into its status and
+`{"error": ...}`, and never lets a stack trace reach a client.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import flask
 import psycopg
 from werkzeug.exceptions import HTTPException
 
-from shopcore import errors, jsonio, logs
+from shopcore import errors, jsonio, logs, openapi
 from shopcore.config import settings
 
 log = logging.getLogger("shopcore.http")
@@ -49,16 +50,18 @@ def read_json(request: flask.Request) -> Any:
 def respond(request: flask.Request, handler: Handler, function: str) -> flask.Response:
     """Run `handler(request) -> (status, body)`, shape every outcome as JSON, log one line."""
     with logs.invocation(function, method=request.method, path=request.path) as record:
-        response = _answer(request, handler)
+        response = _answer(request, handler, function)
         record["status"] = response.status_code
         record["outcome"] = "ok" if response.status_code < 500 else "error"
         return response
 
 
-def _answer(request: flask.Request, handler: Handler) -> flask.Response:
+def _answer(request: flask.Request, handler: Handler, function: str) -> flask.Response:
     try:
         if request.method == "GET" and request.path.rstrip("/").endswith("/health"):
             return json_response(200, {"status": "ok"})
+        if request.method == "GET" and request.path.endswith("/openapi.json"):
+            return json_response(200, openapi.document(openapi.API_OF[function]))
         status, body = handler(request)
         return json_response(status, body)
     except errors.ShopError as exc:

@@ -32,7 +32,7 @@ def _money(value: Decimal) -> Decimal:
 
 
 def _one(sql: str, key: Any) -> tuple | None:
-    with db.read_only_pool().connection() as conn:
+    with db.analytics_pool().connection() as conn:
         return conn.execute(sql, (key,)).fetchone()
 
 
@@ -71,7 +71,7 @@ def customer_lifetime_value(customer_id: int) -> dict[str, Any]:
 
 
 def hourly_sales(start: datetime, end: datetime) -> dict[str, Any]:
-    with db.read_only_pool().connection() as conn:
+    with db.analytics_pool().connection() as conn:
         rows = conn.execute(HOURLY_SALES, (start, end)).fetchall()
     return {
         "from": start,
@@ -107,18 +107,18 @@ def sync_status() -> dict[str, Any]:
     it (events projected out of order) within HOLE_WINDOW ids. `lagSeconds` is the age of the
     oldest of them, 0 when there are none.
     """
-    with db.read_only_pool().connection() as read:
+    with db.analytics_pool().connection() as read:
         last_processed, newest = read.execute(LAST_PROCESSED).fetchone()
         newest = newest or 0
         low = max(0, newest - HOLE_WINDOW)
         projected_in_window = read.execute(PROJECTED_IN_WINDOW, (low, newest)).fetchone()[0]
 
-    with db.write_read_only_pool().connection() as write:
+    with db.analytics_outbox_pool().connection() as write:
         pending, oldest = write.execute(WRITTEN_AFTER, (newest,)).fetchone()
         written_in_window = write.execute(WRITTEN_IN_WINDOW, (low, newest)).fetchone()[0]
         if written_in_window > projected_in_window:
             written = write.execute(WRITTEN_IDS_IN_WINDOW, (low, newest)).fetchall()
-            with db.read_only_pool().connection() as read:
+            with db.analytics_pool().connection() as read:
                 done = {r[0] for r in read.execute(PROJECTED_IDS_IN_WINDOW, (low, newest))}
             holes = [created for oid, created in written if oid not in done]
             pending += len(holes)

@@ -29,7 +29,7 @@ def _database() -> psycopg.Connection:
             return connection
         except psycopg.OperationalError:
             connection.close()
-    _local.connection = psycopg.connect(settings().database_url, autocommit=True)
+    _local.connection = psycopg.connect(settings().relay_database_url, autocommit=True)
     return _local.connection
 
 

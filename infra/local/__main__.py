@@ -18,6 +18,8 @@ import sys
 import time
 from dataclasses import dataclass
 
+from psycopg.conninfo import make_conninfo
+
 from infra import migrate, preflight
 from shopcore import broker
 from shopcore.config import settings
@@ -65,6 +67,27 @@ def services() -> list[Service]:
         ),
         Service("projector queue trigger", [sys.executable, "-m", "infra.local.queue_trigger"], {}),
     ]
+
+
+# The database role each part connects as when USE_FUNCTION_ROLES=true (infra/migrations/*/
+# 0002_roles.sql): (variable, role, the CONTRACT URL it derives from)
+FUNCTION_ROLES = (
+    ("COMMAND_DATABASE_URL", "shop_command", "database_url"),
+    ("RELAY_DATABASE_URL", "shop_relay", "database_url"),
+    ("PROJECTOR_DATABASE_URL", "shop_projector", "read_database_url"),
+    ("ANALYTICS_DATABASE_URL", "shop_analytics", "read_database_url"),
+    ("ANALYTICS_OUTBOX_DATABASE_URL", "shop_analytics", "database_url"),
+)
+
+
+def use_function_roles() -> None:
+    """Point each part at its own role, unless its URL is set explicitly. The roles have no
+    password: this suits a local server with trust or peer auth; elsewhere set the URLs."""
+    cfg = settings()
+    for variable, role, base in FUNCTION_ROLES:
+        if not os.environ.get(variable):
+            os.environ[variable] = make_conninfo(getattr(cfg, base), user=role)
+    settings.cache_clear()
 
 
 def prepare() -> None:
@@ -120,6 +143,8 @@ def supervise(running: list[Service]) -> None:
 
 def main() -> None:
     prepare()
+    if os.environ.get("USE_FUNCTION_ROLES", "false").lower() == "true":
+        use_function_roles()
     supervise(services())
 
 

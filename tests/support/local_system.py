@@ -35,6 +35,8 @@ class LocalSystem:
             "QUERY_SERVICE_PORT": str(self.query_port),
             "LOG_LEVEL": "INFO",
             "PYTHONUNBUFFERED": "1",
+            # every process connects as its own least-privilege role
+            "USE_FUNCTION_ROLES": "true",
             **env,
         }
         self.process: subprocess.Popen | None = None

@@ -1,0 +1,24 @@
+"""The OpenAPI 3 documents of the two HTTP APIs, kept beside the code as JSON.
+
+Each HTTP function serves its API's document at GET .../openapi.json (see `shopcore.http`).
+"""
+
+from __future__ import annotations
+
+import json
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+
+# Which API each HTTP function belongs to: the command API or the query API.
+API_OF = {"create_product": "command", "create_order": "command", "analytics": "query"}
+
+
+@cache
+def document(api: str) -> dict[str, Any]:
+    """The OpenAPI document of `api` ("command" or "query"), read once per process."""
+    if api not in ("command", "query"):
+        raise ValueError(f"no OpenAPI document for {api!r}")
+    return json.loads((HERE / f"{api}.json").read_text(encoding="utf-8"))
