@@ -15,6 +15,7 @@ import psycopg
 
 from shopcore import broker, db, events
 from shopcore.messages import QueueMessage
+from shopcore.outages import UNAVAILABLE
 from shopcore.projections import apply_events
 
 log = logging.getLogger("shopcore.consumer")
@@ -22,9 +23,6 @@ log = logging.getLogger("shopcore.consumer")
 DeadLetter = Callable[[QueueMessage, str], None]
 
 _channels = broker.ChannelCache()
-
-# Failures that say "a dependency is down", not "this batch is bad".
-UNAVAILABLE = (psycopg.OperationalError, *broker.CONNECTION_ERRORS)
 
 
 def park(message: QueueMessage, reason: str) -> None:

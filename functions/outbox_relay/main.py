@@ -10,7 +10,7 @@ import os
 import functions_framework
 from cloudevents.http import CloudEvent
 
-from shopcore import logs, relay
+from shopcore import logs, outages, relay
 
 logs.configure()
 
@@ -21,3 +21,7 @@ def outbox_relay(cloud_event: CloudEvent) -> None:
     with logs.invocation("outbox_relay", trigger=cloud_event["type"]) as record:
         result = relay.run(watch=watch)
         record.update(published=result.published, batches=result.batches)
+
+
+# An outage (broker or database down) is answered 503: the scheduler backs off and retries.
+outages.answer_503(functions_framework.errorhandler)

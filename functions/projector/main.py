@@ -7,7 +7,7 @@ means "ack the whole batch"; raising means "redeliver it".
 import functions_framework
 from cloudevents.http import CloudEvent
 
-from shopcore import consumer, logs, messages
+from shopcore import consumer, logs, messages, outages
 
 logs.configure()
 
@@ -25,7 +25,5 @@ def projector(cloud_event: CloudEvent) -> None:
         )
 
 
-# A dependency outage is not the batch's fault: 503 tells the trigger to retry the same batch
-# later instead of counting a failed delivery against every message in it.
-for _unavailable in consumer.UNAVAILABLE:
-    functions_framework.errorhandler(_unavailable)(lambda exc: ("dependency unavailable", 503))
+# An outage is not the batch's fault: 503 makes the trigger retry it in place.
+outages.answer_503(functions_framework.errorhandler)

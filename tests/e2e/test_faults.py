@@ -1,0 +1,221 @@
+"""Nothing lost, nothing counted twice: real faults against the local emulation under a steady
+stream of orders, each ending with the reconciliation oracle showing zero drift."""
+
+from __future__ import annotations
+
+import signal
+import time
+
+import pika
+import psycopg
+import pytest
+import requests
+
+from infra import dead_letters, faults, reconcile
+from infra.load import OrderStream
+from shopcore import broker, events
+from tests.support import stack as stacks
+from tests.support.local_system import LocalSystem
+
+RATE = 60  # orders per second
+
+
+@pytest.fixture
+def system(tmp_path, run_stack):
+    with stacks.isolated() as stack:
+        local = LocalSystem(stack, tmp_path / "local.log")
+        local.start()
+        try:
+            yield local
+        finally:
+            local.stop()
+    stacks.activate(run_stack)
+
+
+def products(system: LocalSystem, count: int = 5) -> list[int]:
+    ids = []
+    for i in range(count):
+        r = requests.post(
+            f"{system.command_url}/api/products",
+            json={"name": f"P{i}", "category": f"C{i % 2}", "price": 3, "stock": 10_000_000},
+        )
+        assert r.status_code == 201
+        ids.append(r.json()["productId"])
+    return ids
+
+
+def assert_no_drift(system: LocalSystem, timeout: float = 60) -> None:
+    """Zero differences, and still zero a moment later (late duplicates would show)."""
+    deadline = time.monotonic() + timeout
+    found: list[str] = []
+    while time.monotonic() < deadline:
+        found = reconcile.differences(system.stack.database_url, system.stack.read_database_url)
+        if not found:
+            time.sleep(2)
+            found = reconcile.differences(system.stack.database_url, system.stack.read_database_url)
+            if not found:
+                return
+        time.sleep(0.5)
+    pytest.fail("drift after recovery:\n" + "\n".join(found[:20]) + "\n" + system.log()[-2000:])
+
+
+def restart_and_wait(system: LocalSystem, service: str) -> None:
+    victim = system.pid_of(service)
+    faults.kill(victim, signal.SIGKILL)
+    deadline = time.monotonic() + 15
+    while system.pid_of(service) == victim:
+        assert time.monotonic() < deadline, f"{service} was not restarted"
+        time.sleep(0.05)
+
+
+@pytest.mark.parametrize("service", ["relay schedule trigger", "projector queue trigger"])
+def test_killed_mid_batch_then_restarted(system, service):
+    """SIGKILL three times under load: the relay republishes what it had not marked, the
+    projector's unacked batch is redelivered; duplicates are absorbed."""
+    stream = OrderStream(system.command_url, products(system), rate=RATE).start()
+    for _ in range(3):
+        time.sleep(1.0)
+        restart_and_wait(system, service)
+    time.sleep(1.0)
+    stream.stop()
+    assert set(stream.outcomes) == {201}, (stream.outcomes, stream.errors[:5])
+    assert_no_drift(system)
+
+
+def test_broker_connections_cut(system):
+    stream = OrderStream(system.command_url, products(system), rate=RATE).start()
+    for _ in range(3):
+        time.sleep(1.0)
+        faults.close_broker_connections(system.stack.name)
+    time.sleep(1.0)
+    stream.stop()
+    assert set(stream.outcomes) == {201}, (stream.outcomes, stream.errors[:5])
+    log = system.log()
+    assert "broker connection lost" in log  # the queue trigger noticed and reconnected
+    assert "outbox_relay failed (HTTP 503)" in log  # the relay's invocation too
+    assert "Traceback" not in log
+    assert_no_drift(system)
+
+
+@pytest.mark.slow
+def test_broker_restart_outbox_absorbs_the_outage(system):
+    """The whole broker restarts; the command API accepts every order meanwhile."""
+    stream = OrderStream(system.command_url, products(system), rate=RATE).start()
+    time.sleep(1.0)
+    faults.restart_broker()
+    time.sleep(2.0)
+    stream.stop()
+    assert set(stream.outcomes) == {201}, (stream.outcomes, stream.errors[:5])
+    assert_no_drift(system, timeout=90)
+
+
+def test_postgres_sessions_terminated_on_both_databases(system):
+    stream = OrderStream(system.command_url, products(system), rate=RATE).start()
+    for _ in range(3):
+        time.sleep(1.0)
+        faults.terminate_sessions(system.stack.database_url)
+        faults.terminate_sessions(system.stack.read_database_url)
+    time.sleep(1.0)
+    stream.stop()
+    assert 500 not in stream.outcomes, stream.errors[:5]
+    assert stream.outcomes[201] >= 0.95 * sum(stream.outcomes.values()), stream.outcomes
+    assert_no_drift(system)
+
+
+def test_database_outage_answers_503_json_then_recovers(system):
+    product = products(system, 1)[0]
+    order = {"customerId": 1, "items": [{"productId": product, "quantity": 1, "price": 3}]}
+    try:
+        faults.refuse_connections(system.stack.database_url)
+        r = requests.post(f"{system.command_url}/api/orders", json=order)
+        assert r.status_code == 503
+        assert "unavailable" in r.json()["error"]
+        faults.refuse_connections(system.stack.read_database_url)
+        r = requests.get(f"{system.query_url}/api/analytics/products/{product}/sales")
+        assert r.status_code == 503
+        assert r.json()["error"]
+    finally:
+        faults.refuse_connections(system.stack.database_url, refuse=False)
+        faults.refuse_connections(system.stack.read_database_url, refuse=False)
+    assert requests.post(f"{system.command_url}/api/orders", json=order).status_code == 201
+    assert_no_drift(system)
+
+
+def poison(system: LocalSystem, queue: str, body: bytes, message_id: str) -> None:
+    connection = broker.connect(system.stack.broker_url)
+    channel = connection.channel()
+    channel.confirm_delivery()
+    channel.basic_publish("", queue, body, properties=pika.BasicProperties(message_id=message_id))
+    connection.close()
+
+
+def test_poison_messages_are_parked_with_reasons_and_the_stream_continues(system):
+    stream = OrderStream(system.command_url, products(system), rate=RATE).start()
+    time.sleep(0.5)
+    poison(system, events.ORDER_EVENTS, b"{not json", "p-not-json")
+    poison(
+        system, events.PRODUCT_EVENTS, b'{"eventType": "ProductDeleted", "eventId": "x"}', "p-type"
+    )
+    poison(system, events.ORDER_EVENTS, b'{"eventType": "OrderCreated"}', "p-fields")
+    time.sleep(1.0)
+    stream.stop()
+    assert set(stream.outcomes) == {201}
+    assert_no_drift(system)
+
+    letters = {d.id: d for d in dead_letters.list_dead_letters(system.stack.broker_url)}
+    assert set(letters) == {"p-not-json", "p-type", "p-fields"}
+    assert "not JSON" in letters["p-not-json"].reason
+    assert "unknown eventType" in letters["p-type"].reason
+    assert "invalid OrderCreated" in letters["p-fields"].reason
+    assert letters["p-type"].queue == events.PRODUCT_EVENTS
+    # listing takes nothing away
+    assert len(dead_letters.list_dead_letters(system.stack.broker_url)) == 3
+
+
+def test_events_refused_during_a_misconfiguration_are_replayed_after_the_fix(system):
+    """The projector's role loses a grant: its events are refused and parked. After the grant
+    is restored, replaying them brings the read models back to exact."""
+    product_ids = products(system)
+    admin = psycopg.connect(system.stack.read_database_url, autocommit=True)
+    admin.execute("REVOKE INSERT, UPDATE ON customer_ltv_view FROM shop_projector")
+    try:
+        stream = OrderStream(system.command_url, product_ids, rate=RATE).start()
+        time.sleep(1.5)
+        stream.stop()
+        deadline = time.monotonic() + 30
+        while len(dead_letters.list_dead_letters(system.stack.broker_url)) < len(stream.accepted):
+            assert time.monotonic() < deadline, "the refused events were not all parked"
+            time.sleep(0.2)
+        assert reconcile.differences(system.stack.database_url, system.stack.read_database_url)
+    finally:
+        admin.execute("GRANT INSERT, UPDATE ON customer_ltv_view TO shop_projector")
+        admin.close()
+
+    letters = dead_letters.list_dead_letters(system.stack.broker_url)
+    assert all("refused by the read database" in d.reason for d in letters)
+    replayed = dead_letters.replay({d.id for d in letters}, system.stack.broker_url)
+    assert len(replayed) == len(letters)
+    assert_no_drift(system)
+    assert dead_letters.list_dead_letters(system.stack.broker_url) == []
+
+
+def test_the_same_event_three_times_and_out_of_order(system):
+    """Real events from the outbox published again, three times each, newest first."""
+    stream = OrderStream(system.command_url, products(system), rate=RATE).start()
+    time.sleep(1.0)
+    stream.stop()
+    assert_no_drift(system)
+    with psycopg.connect(system.stack.database_url) as conn:
+        rows = conn.execute(
+            "SELECT id, topic, payload::text FROM outbox ORDER BY id DESC LIMIT 30"
+        ).fetchall()
+    connection = broker.connect(system.stack.broker_url)
+    channel = connection.channel()
+    channel.confirm_delivery()
+    for outbox_id, topic, payload in rows:
+        for _ in range(3):
+            props = broker.event_properties(broker.OutboxRow(outbox_id, topic, payload, None))
+            channel.basic_publish(broker.EXCHANGE, topic, payload.encode(), props)
+    connection.close()
+    time.sleep(1.0)
+    assert_no_drift(system)
