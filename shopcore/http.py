@@ -76,6 +76,14 @@ def _answer(request: flask.Request, handler: Handler, function: str) -> flask.Re
         return json_response(500, {"error": "internal error"})
 
 
+def json_errors(errorhandler: Callable[[type[Exception]], Callable[[Any], Any]]) -> None:
+    """Make the framework's own errors JSON too (e.g. the 404 Flask gives a path its routing
+    cannot match, such as one with a newline), via functions-framework's `errorhandler`."""
+    errorhandler(HTTPException)(
+        lambda exc: json_response(exc.code or 500, {"error": exc.description or exc.name})
+    )
+
+
 def require_api_key(request: flask.Request) -> None:
     """When COMMAND_API_KEYS is set, the request must carry one of its keys, as
     `X-API-Key: <key>` or `Authorization: Bearer <key>`; otherwise 401 and nothing happens."""

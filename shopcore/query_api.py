@@ -41,13 +41,14 @@ def _category(value: str) -> str:
     return value
 
 
-def _moment(request: flask.Request, name: str, default: datetime) -> datetime:
+def _moment(request: flask.Request, name: str) -> datetime | None:
+    """An ISO-8601 query parameter as a UTC datetime (None when absent)."""
     text = request.args.get(name)
     if text is None:
-        return default
+        return None
     try:
-        return jsonio.parse_iso(text)
-    except ValueError:
+        return jsonio.parse_iso(text).astimezone(UTC)
+    except (ValueError, OverflowError):  # OverflowError: outside years 1-9999 once in UTC
         raise errors.InvalidInput(
             f"{name}: must be an ISO-8601 timestamp with offset, e.g. 2026-01-31T10:00:00Z",
             field=name,
@@ -55,9 +56,13 @@ def _moment(request: flask.Request, name: str, default: datetime) -> datetime:
 
 
 def _hourly(request: flask.Request) -> dict[str, Any]:
-    now = datetime.now(UTC)
-    end = _moment(request, "to", now)
-    start = _moment(request, "from", end - timedelta(hours=24))
+    end = _moment(request, "to") or datetime.now(UTC)
+    start = _moment(request, "from")
+    if start is None:
+        try:
+            start = end - timedelta(hours=24)
+        except OverflowError:
+            raise errors.InvalidInput("to: too early to look 24 hours back", field="to") from None
     if start > end:
         raise errors.InvalidInput("from: must not be after to", field="from")
     return queries.hourly_sales(start, end)

@@ -11,3 +11,6 @@ logs.configure()
 @functions_framework.http
 def analytics(request: flask.Request) -> flask.Response:
     return http.respond(request, query_api.dispatch, function="analytics")
+
+
+http.json_errors(functions_framework.errorhandler)

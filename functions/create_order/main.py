@@ -17,3 +17,6 @@ def handle(request: flask.Request) -> tuple[int, dict]:
 @functions_framework.http
 def create_order(request: flask.Request) -> flask.Response:
     return http.respond(request, handle, function="create_order")
+
+
+http.json_errors(functions_framework.errorhandler)

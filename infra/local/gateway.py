@@ -37,7 +37,8 @@ def _json(start_response: Callable[..., Any], status: str, body: dict[str, Any])
 
 
 class Gateway:
-    """Routes by path prefix to the function apps of one port; /health to the first of them."""
+    """Routes by path prefix to the function apps of one port; /health and /openapi.json (the
+    port's API document, which each of its functions serves) to the first of them."""
 
     def __init__(self, port: str) -> None:
         functions = [f for f in FUNCTIONS if f.port == port]
@@ -46,7 +47,7 @@ class Gateway:
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
         path = environ.get("PATH_INFO", "")
-        if path.rstrip("/") == "/health":
+        if path.rstrip("/") in ("/health", "/openapi.json"):  # every function answers these
             return self.health_app(environ, start_response)
         for prefix, app in self.routes:
             if path == prefix or path.startswith(prefix + "/"):
