@@ -2,7 +2,7 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: install run test lint format verify services
+.PHONY: install run test test-fast lint format verify reconcile soak services
 
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
@@ -25,6 +25,10 @@ test: install services
 	$(VENV)/bin/ruff format --check .
 	$(PY) -m pytest
 
+## the same without the slow scenarios (broker restart, soak)
+test-fast: install services
+	$(PY) -m pytest -m "not slow"
+
 lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
@@ -36,3 +40,11 @@ format: install
 ## check a running system end to end (health, a product, an order, analytics, sync-status)
 verify: install
 	$(PY) -m infra.verify
+
+## compare the read models with the write database (exit 1 on any drift)
+reconcile: install
+	$(PY) -m infra.reconcile
+
+## three minutes of orders under random faults in a sandbox; reports the drift
+soak: install services
+	$(PY) -m infra.soak

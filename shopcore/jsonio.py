@@ -11,7 +11,9 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-_plain = json.JSONEncoder(ensure_ascii=False, allow_nan=False)
+# ASCII-only output: a lone surrogate echoed from bad input is escaped instead of failing to
+# encode as UTF-8 (which would turn a 400 into a 500).
+_plain = json.JSONEncoder(ensure_ascii=True, allow_nan=False)
 
 
 def _reject_constant(name: str) -> Any:

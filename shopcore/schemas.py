@@ -99,22 +99,28 @@ def load(schema: Schema, data: Any) -> dict[str, Any]:
     try:
         return schema.load(data)
     except ValidationError as exc:
-        problems = dict(_flatten(exc.messages))
+        problems = dict(_flatten(exc.messages, data))
         field, message = next(iter(problems.items()))
         raise errors.InvalidInput(f"{field}: {message}", field=field, fields=problems) from None
 
 
-def _flatten(messages: Any, prefix: str = "") -> list[tuple[str, str]]:
-    """{"items": {0: {"price": ["..."]}}} -> [("items[0].price", "...")]."""
+def _flatten(messages: Any, data: Any, path: str | None = None) -> list[tuple[str, str]]:
+    """{"items": {0: {"price": ["..."]}}} -> [("items[0].price", "...")].
+
+    `data` is the input at this level: it tells marshmallow's schema-level marker `_schema`
+    apart from a client's own key of that name.
+    """
     if isinstance(messages, list):
-        return [(prefix or "body", "; ".join(str(m) for m in messages))]
+        return [("body" if path is None else path, "; ".join(str(m) for m in messages))]
     flat: list[tuple[str, str]] = []
     for key, value in messages.items():
         if isinstance(key, int):
-            path = f"{prefix}[{key}]"
-        elif key == "_schema":
-            path = prefix or "body"
+            child = f"{path or ''}[{key}]"
+            inner = data[key] if isinstance(data, list) and 0 <= key < len(data) else None
+        elif key == "_schema" and not (isinstance(data, dict) and "_schema" in data):
+            child, inner = path, data
         else:
-            path = f"{prefix}.{key}" if prefix else str(key)
-        flat.extend(_flatten(value, path))
+            child = str(key) if path is None else f"{path}.{key}"
+            inner = data.get(key) if isinstance(data, dict) else None
+        flat.extend(_flatten(value, inner, child))
     return flat

@@ -34,7 +34,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 @pytest.fixture(scope="session")
 def run_stack() -> Iterator[stacks.Stack]:
-    stack = stacks.create()
+    stack = stacks.create("shoptest")
     stacks.activate(stack)
     yield stack
     stacks.reset_process_state()

@@ -107,12 +107,13 @@ def test_dumps_is_compact_and_keeps_key_order():
     assert jsonio.dumps(value) == '{"b":1,"a":[true,null,"x"],"c":{"d":2.50}}'
 
 
-def test_dumps_escapes_strings_and_keeps_unicode():
-    value = {'we"ird\nkey': 'café "quoted" \\ back'}
+def test_dumps_escapes_strings_and_non_ascii():
+    value = {'we"ird\nkey': 'café "quoted" \\ back', "lone": "\ud800"}
 
     text = jsonio.dumps(value)
 
-    assert "café" in text
+    assert "caf\\u00e9" in text  # ASCII only: always encodable, even a lone surrogate
+    assert text.encode("ascii")
     assert json.loads(text) == value
 
 

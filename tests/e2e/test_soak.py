@@ -1,0 +1,15 @@
+"""The soak script itself works: a short run with faults reports zero drift."""
+
+import pytest
+
+from infra import soak
+
+
+@pytest.mark.slow
+def test_a_short_soak_reports_zero_drift(tmp_path):
+    report = soak.soak(minutes=0.3, rate=30, fault_every=3, seed=2, log_dir=tmp_path)
+    assert report["drift"] == 0, report["driftSample"]
+    assert report["ordersAccepted"] > 200
+    assert report["ordersAccepted"] == report["ordersInWriteDb"]
+    assert report["eventsProjected"] == report["eventsPublished"]
+    assert sum(report["faultsInjected"].values()) >= 4
