@@ -1,6 +1,7 @@
-"""The one place that defines the five functions: entry point, trigger, routes.
+"""The one place that defines the five functions: entry point, trigger, routes, schedule.
 
-The local emulation reads it; deployment targets should too, so they never disagree.
+The local emulation, docker-compose.yml (checked by a test), the bundles and the AWS and GCP
+deployments all read it, so they never disagree.
 """
 
 from __future__ import annotations
@@ -20,6 +21,13 @@ class Function:
     routes: tuple[tuple[str, str], ...] = ()  # (method, path or path prefix)
     port: str = ""  # which gateway port serves it: "command" | "query"
     queues: tuple[str, ...] = ()
+    schedule_minutes: int = 0  # for trigger "schedule": how often the platform invokes it
+    # the database role it connects as (infra/migrations/*/0002_roles.sql) and the variables
+    # that carry its URLs
+    role: str = ""
+    database_urls: tuple[str, ...] = ()
+    # seconds one invocation may run (the relay drains and watches the outbox until then)
+    timeout_seconds: int = 30
 
     @property
     def source(self) -> Path:
@@ -34,6 +42,8 @@ FUNCTIONS = (
         "http",
         routes=(("POST", "/api/products"),),
         port="command",
+        role="shop_command",
+        database_urls=("COMMAND_DATABASE_URL",),
     ),
     Function(
         "create_order",
@@ -42,6 +52,8 @@ FUNCTIONS = (
         "http",
         routes=(("POST", "/api/orders"),),
         port="command",
+        role="shop_command",
+        database_urls=("COMMAND_DATABASE_URL",),
     ),
     Function(
         "analytics",
@@ -50,14 +62,27 @@ FUNCTIONS = (
         "http",
         routes=(("GET", "/api/analytics"),),
         port="query",
+        role="shop_analytics",
+        database_urls=("ANALYTICS_DATABASE_URL", "ANALYTICS_OUTBOX_DATABASE_URL"),
     ),
-    Function("outbox_relay", "outbox_relay", "schedule", "cloudevent"),
+    Function(
+        "outbox_relay",
+        "outbox_relay",
+        "schedule",
+        "cloudevent",
+        schedule_minutes=1,
+        role="shop_relay",
+        database_urls=("RELAY_DATABASE_URL",),
+        timeout_seconds=70,  # a 60 s budget (drain, then watch) inside each 1-minute slot
+    ),
     Function(
         "projector",
         "projector",
         "queue",
         "cloudevent",
         queues=("product-events", "order-events"),
+        role="shop_projector",
+        database_urls=("PROJECTOR_DATABASE_URL",),
     ),
 )
 
