@@ -13,18 +13,19 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import Any, Generic, TypeVar
 
 import pika
 import pika.exceptions
 from pika.adapters.blocking_connection import BlockingChannel
 
-from shopcore import events, jsonio
+from shopcore import events
 from shopcore.config import settings
-from shopcore.outbox import OutboxRow
 
 log = logging.getLogger("shopcore.broker")
+
+T = TypeVar("T")
 
 EXCHANGE = "events"
 DEAD_LETTER_EXCHANGE = "events.dlx"
@@ -85,53 +86,6 @@ def declare_topology(channel: BlockingChannel) -> None:
         channel.queue_bind(queue, EXCHANGE, routing_key=queue)
 
 
-def event_properties(row: OutboxRow) -> pika.BasicProperties:
-    """CloudEvents AMQP binary binding: attributes as `ce-` headers, the event as JSON body."""
-    event_id, event_type, occurred_at, subject = _envelope(row.payload)
-    return pika.BasicProperties(
-        message_id=event_id,
-        content_type="application/json",
-        delivery_mode=pika.DeliveryMode.Persistent,
-        type=event_type,
-        headers={
-            "ce-specversion": "1.0",
-            "ce-id": event_id,
-            "ce-type": event_type,
-            "ce-source": f"/shop/{row.topic}",
-            "ce-time": occurred_at,
-            "ce-subject": subject,
-            # the outbox id, so the read side can tell which write-side events it has
-            "ce-sequence": str(row.id),
-        },
-    )
-
-
-def _envelope(payload: str) -> tuple[str, str, str, str]:
-    event = jsonio.loads(payload)
-    aggregate = event.get("orderId", event.get("productId"))
-    return event["eventId"], event["eventType"], event["occurredAt"], str(aggregate)
-
-
-class ConfirmedPublisher:
-    """Publishes outbox rows to the events exchange; each is confirmed by the broker and
-    `mandatory`, so a message no queue would take raises instead of vanishing.
-
-    `channel` must already be in confirm mode (ChannelCache provides one)."""
-
-    def __init__(self, channel: BlockingChannel) -> None:
-        self.channel = channel
-
-    def publish_batch(self, rows: list[OutboxRow]) -> None:
-        for row in rows:
-            self.channel.basic_publish(
-                EXCHANGE,
-                row.topic,
-                row.payload.encode(),
-                properties=event_properties(row),
-                mandatory=True,
-            )
-
-
 def dead_letter(
     channel: BlockingChannel,
     queue: str,
@@ -160,32 +114,38 @@ def dead_letter(
     )
 
 
-class ChannelCache:
-    """A broker connection and confirm-mode channel kept across warm invocations.
+class ConnectionCache(Generic[T]):
+    """A broker connection, and what `open_on` builds on it, kept across warm invocations.
 
-    `channel()` checks the cached connection first and reconnects if the broker dropped it,
-    so a stale connection costs one reconnect, not a failed invocation. pika connections are
-    not thread-safe and a host may run invocations on several threads: one per thread.
+    `get()` checks the cached connection first and reconnects if the broker dropped it, so a
+    stale connection costs one reconnect, not a failed invocation. pika connections are not
+    thread-safe and a host may run invocations on several threads: one per thread.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, open_on: Callable[[pika.BlockingConnection], T]) -> None:
+        self._open_on = open_on
         self._local = threading.local()
 
-    def channel(self) -> BlockingChannel:
+    def get(self) -> T:
         connection = getattr(self._local, "connection", None)
-        channel = getattr(self._local, "channel", None)
-        if not (is_usable(connection) and channel is not None and channel.is_open):
+        if not is_usable(connection) or getattr(self._local, "resource", None) is None:
             self.close()
             connection = connect()
-            channel = connection.channel()
-            declare_topology(channel)
-            channel.confirm_delivery()
-            self._local.connection, self._local.channel = connection, channel
-        return channel
+            declare_topology(connection.channel())
+            self._local.connection = connection
+            self._local.resource = self._open_on(connection)
+        return self._local.resource
 
     def close(self) -> None:
         connection = getattr(self._local, "connection", None)
-        self._local.connection = self._local.channel = None
+        self._local.connection = self._local.resource = None
         if connection is not None and connection.is_open:
             with contextlib.suppress(*CONNECTION_ERRORS):
                 connection.close()
+
+
+def confirmed_channel(connection: pika.BlockingConnection) -> BlockingChannel:
+    """A channel whose every publish waits for the broker's confirm."""
+    channel = connection.channel()
+    channel.confirm_delivery()
+    return channel

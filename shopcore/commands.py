@@ -1,18 +1,17 @@
-"""The write side's use cases: create a product, create an order. Each is one transaction
-that changes the shop's tables and appends the matching event to the outbox."""
+"""The write side's use cases: create a product, create an order. Each is one atomic
+statement (one round trip) that changes the shop's tables and appends the matching event to
+the outbox."""
 
 from __future__ import annotations
 
-from collections import defaultdict
 from decimal import Decimal
 from typing import Any
 
-from shopcore import db, errors, events, jsonio, outbox, schemas
+import psycopg
 
-# --- create_product --------------------------------------------------------------------------
+from shopcore import db, errors, events, jsonio, schemas
 
-# One statement, one round trip: the product row and its event commit together; the event
-# gets the generated id from the CTE.
+# The product row and its event commit together; the event gets the generated id from the CTE.
 INSERT_PRODUCT = """
 WITH product AS (
     INSERT INTO products (name, category, price, stock, created_at)
@@ -25,6 +24,10 @@ FROM product
 RETURNING (payload ->> 'productId')::bigint
 """
 
+# Locks, checks stock, decrements it and writes order, items and event: see
+# infra/migrations/write/0003_place_order.sql.
+PLACE_ORDER = "SELECT place_order(%s, %s, %s, %s, %s, %s, %s)"
+
 _product_schema = schemas.CreateProductSchema()
 _order_schema = schemas.CreateOrderSchema()
 
@@ -34,41 +37,10 @@ def create_product(body: Any) -> int:
     product = schemas.load(_product_schema, body)
     at = events.now()
     event = events.product_created(None, at=at, **product)  # productId: added by the INSERT
-
-    def work(uow: db.UnitOfWork) -> int:
-        params = {**product, "at": at, "topic": events.PRODUCT_EVENTS}
-        params["event"] = jsonio.dumps(event)
-        return uow.conn.execute(INSERT_PRODUCT, params).fetchone()[0]
-
-    return db.run_in_transaction(db.command_pool(), work)
-
-
-# --- create_order ----------------------------------------------------------------------------
-
-# Rows are locked in id order, so two orders over the same products queue up instead of
-# deadlocking. The order id is taken here so the event can be built before the writes.
-LOCK_PRODUCTS = """
-SELECT id, name, category, stock FROM products WHERE id = ANY(%s) ORDER BY id FOR UPDATE
-"""
-NEXT_ORDER_ID = "SELECT nextval(pg_get_serial_sequence('orders', 'id'))"
-
-# No `WHERE stock >= quantity` here: the rows are locked and were checked, and the table's
-# CHECK (stock >= 0) makes the decrement itself refuse to oversell; a filter would instead
-# silently skip a row and commit an order without its stock change.
-DECREMENT_STOCK = """
-UPDATE products AS p SET stock = p.stock - d.quantity
-FROM unnest(%s::bigint[], %s::int[]) AS d(id, quantity)
-WHERE p.id = d.id
-"""
-INSERT_ORDER = """
-INSERT INTO orders (id, customer_id, total, status, created_at)
-VALUES (%s, %s, %s, 'created', %s)
-"""
-INSERT_ITEMS = """
-INSERT INTO order_items (order_id, product_id, quantity, price)
-SELECT %s, item.product_id, item.quantity, item.price
-FROM unnest(%s::bigint[], %s::int[], %s::numeric[]) AS item(product_id, quantity, price)
-"""
+    params = {**product, "at": at, "topic": events.PRODUCT_EVENTS, "event": jsonio.dumps(event)}
+    return db.run_statement(
+        db.command_pool(), lambda conn: conn.execute(INSERT_PRODUCT, params).fetchone()[0]
+    )
 
 
 def merge_lines(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -93,66 +65,37 @@ def create_order(body: Any) -> int:
     """
     order = schemas.load(_order_schema, body)
     lines = merge_lines(order["items"])
-    wanted: dict[int, int] = defaultdict(int)
-    for line in lines:
-        wanted[line["productId"]] += line["quantity"]
-    product_ids = sorted(wanted)
     total = sum((line["quantity"] * line["price"] for line in lines), Decimal("0.00"))
     at = events.now()
-
-    def work(uow: db.UnitOfWork) -> int:
-        conn = uow.conn
-        with conn.pipeline():
-            locked = conn.execute(LOCK_PRODUCTS, (product_ids,))
-            next_id = conn.execute(NEXT_ORDER_ID)
-            products = {row[0]: row for row in locked.fetchall()}
-            order_id = next_id.fetchone()[0]
-            _check_availability(product_ids, wanted, products)
-
-            event_items = [
-                {
-                    "productId": line["productId"],
-                    "quantity": line["quantity"],
-                    "price": line["price"],
-                    "name": products[line["productId"]][1],
-                    "category": products[line["productId"]][2],
-                }
-                for line in lines
-            ]
-            event = events.order_created(order_id, order["customerId"], total, event_items, at)
-            conn.execute(DECREMENT_STOCK, (product_ids, [wanted[i] for i in product_ids]))
-            conn.execute(INSERT_ORDER, (order_id, order["customerId"], total, at))
-            conn.execute(
-                INSERT_ITEMS,
-                (
-                    order_id,
-                    [line["productId"] for line in lines],
-                    [line["quantity"] for line in lines],
-                    [line["price"] for line in lines],
-                ),
-            )
-            outbox.append(conn, event)
-            uow.commit()
-        return order_id
-
-    return db.run_in_transaction(db.command_pool(), work)
-
-
-def _check_availability(
-    product_ids: list[int], wanted: dict[int, int], products: dict[int, tuple]
-) -> None:
-    unknown = [pid for pid in product_ids if pid not in products]
-    if unknown:
-        raise errors.UnknownProduct(
-            f"unknown productId {unknown[0]}", field="items", productIds=unknown
+    event = events.order_created(0, order["customerId"], total, [], at)
+    del event["orderId"], event["items"]  # added by place_order, which knows them
+    params = (
+        order["customerId"],
+        [line["productId"] for line in lines],
+        [line["quantity"] for line in lines],
+        [line["price"] for line in lines],
+        total,
+        at,
+        jsonio.dumps(event),
+    )
+    try:
+        return db.run_statement(
+            db.command_pool(), lambda conn: conn.execute(PLACE_ORDER, params).fetchone()[0]
         )
-    for pid in product_ids:
-        available = products[pid][3]
-        if wanted[pid] > available:
-            raise errors.InsufficientStock(
-                f"insufficient stock for product {pid}: requested {wanted[pid]}, "
-                f"available {available}",
-                productId=pid,
-                requested=wanted[pid],
-                available=available,
-            )
+    except psycopg.Error as exc:
+        raise _refusal(exc) or exc from None
+
+
+def _refusal(exc: psycopg.Error) -> errors.ShopError | None:
+    """place_order's own errors as the client errors they are."""
+    if exc.sqlstate not in ("SH400", "SH409"):
+        return None
+    detail = jsonio.loads(exc.diag.message_detail or "{}")
+    if exc.sqlstate == "SH400":
+        ids = detail["productIds"]
+        return errors.UnknownProduct(f"unknown productId {ids[0]}", field="items", productIds=ids)
+    return errors.InsufficientStock(
+        f"insufficient stock for product {detail['productId']}: requested "
+        f"{detail['requested']}, available {detail['available']}",
+        **detail,
+    )

@@ -22,17 +22,17 @@ log = logging.getLogger("shopcore.consumer")
 
 DeadLetter = Callable[[QueueMessage, str], None]
 
-_channels = broker.ChannelCache()
+_dead_letter_channels = broker.ConnectionCache(broker.confirmed_channel)
 
 
 def park(message: QueueMessage, reason: str) -> None:
     """Dead-letter through this process's cached, confirm-mode broker channel."""
     try:
         broker.dead_letter(
-            _channels.channel(), message.queue, message.body, message.properties, reason
+            _dead_letter_channels.get(), message.queue, message.body, message.properties, reason
         )
     except broker.CONNECTION_ERRORS:
-        _channels.close()
+        _dead_letter_channels.close()
         raise
 
 

@@ -43,8 +43,9 @@ def _pool(url: str, autocommit: bool) -> ConnectionPool:
 
 
 def command_pool() -> ConnectionPool:
-    """The write database, as the command functions' role."""
-    return _pool(settings().command_database_url, autocommit=False)
+    """The write database, as the command functions' role. Autocommit: each command is one
+    atomic statement, so BEGIN/COMMIT would only add round trips."""
+    return _pool(settings().command_database_url, autocommit=True)
 
 
 def projector_pool() -> ConnectionPool:
@@ -93,6 +94,29 @@ def run_in_transaction(pool: ConnectionPool, work: Callable[[UnitOfWork], T]) ->
                 return result
         except psycopg.OperationalError:
             if attempt == 2 or (uow is not None and uow.committing):
+                raise
+        pool.check()
+    raise AssertionError("unreachable")
+
+
+# The server ended the session before running anything we sent (admin shutdown after
+# pg_terminate_backend, a restart): repeating the statement cannot apply it twice.
+_SESSION_ENDED_FIRST = ("57P01", "57P02", "57P03")
+
+
+def run_statement(pool: ConnectionPool, work: Callable[[psycopg.Connection], T]) -> T:
+    """Run `work(conn)`, which executes one atomic statement on an autocommit connection.
+
+    If the pooled connection turns out to have been ended by the server before the statement
+    ran, the pool's dead connections are swept and the statement runs once more. Any other
+    connection failure is not retried: the statement may have committed.
+    """
+    for attempt in (1, 2):
+        try:
+            with pool.connection() as conn:
+                return work(conn)
+        except psycopg.OperationalError as exc:
+            if attempt == 2 or exc.sqlstate not in _SESSION_ENDED_FIRST:
                 raise
         pool.check()
     raise AssertionError("unreachable")

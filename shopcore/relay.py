@@ -13,10 +13,11 @@ import psycopg
 from shopcore import broker
 from shopcore.config import settings
 from shopcore.outbox import DrainResult, drain
+from shopcore.publisher import PublishFailed, WindowedPublisher
 
 # Cached per thread: a host may run several invocations at once, each needs its own.
 _local = threading.local()
-_channels = broker.ChannelCache()
+_publishers = broker.ConnectionCache(WindowedPublisher)
 # Set by a host that is shutting down: the current batch completes, then the drain ends.
 stop_requested = threading.Event()
 
@@ -39,20 +40,20 @@ def run(budget_seconds: float | None = None, watch: bool = False) -> DrainResult
     try:
         return drain(
             _database(),
-            broker.ConfirmedPublisher(_channels.channel()),
+            _publishers.get(),
             batch_size=cfg.relay_batch_size,
             budget_seconds=cfg.relay_budget_seconds if budget_seconds is None else budget_seconds,
             watch=watch,
             stop=stop_requested,
         )
-    except broker.CONNECTION_ERRORS:
-        _channels.close()  # next invocation starts on a fresh connection
+    except (*broker.CONNECTION_ERRORS, PublishFailed):
+        _publishers.close()  # next invocation starts on a fresh connection
         raise
 
 
 def close() -> None:
     """Close this thread's cached connections."""
-    _channels.close()
+    _publishers.close()
     connection = getattr(_local, "connection", None)
     if connection is not None:
         connection.close()

@@ -13,7 +13,8 @@ import requests
 
 from infra import dead_letters, faults, reconcile
 from infra.load import OrderStream
-from shopcore import broker, events
+from shopcore import broker, events, publisher
+from shopcore.outbox import OutboxRow
 from tests.support import stack as stacks
 from tests.support.local_system import LocalSystem
 
@@ -214,7 +215,7 @@ def test_the_same_event_three_times_and_out_of_order(system):
     channel.confirm_delivery()
     for outbox_id, topic, payload in rows:
         for _ in range(3):
-            props = broker.event_properties(broker.OutboxRow(outbox_id, topic, payload, None))
+            props = publisher.event_properties(OutboxRow(outbox_id, topic, payload, None))
             channel.basic_publish(broker.EXCHANGE, topic, payload.encode(), props)
     connection.close()
     time.sleep(1.0)

@@ -10,6 +10,7 @@ import pytest
 
 from shopcore import broker, events, jsonio, outbox
 from shopcore.config import settings
+from shopcore.publisher import WindowedPublisher
 from tests.support.functions import drain_queue, relay_invoker, write_rows
 
 
@@ -95,19 +96,17 @@ def test_crash_between_confirm_and_commit_republishes(unique):
     the rows unpublished, so the next run sends them again (consumers dedupe by eventId)."""
     event = add_product_event(unique)
 
-    class CrashAfterPublish(broker.ConfirmedPublisher):
+    class CrashAfterPublish(WindowedPublisher):
         def publish_batch(self, rows):
             super().publish_batch(rows)
             raise KeyboardInterrupt("killed between confirm and commit")
 
     connection = broker.connect()
-    channel = connection.channel()
-    channel.confirm_delivery()
     with (
         psycopg.connect(settings().database_url, autocommit=True) as conn,
         pytest.raises(KeyboardInterrupt),
     ):
-        outbox.publish_one_batch(conn, CrashAfterPublish(channel), batch_size=10)
+        outbox.publish_one_batch(conn, CrashAfterPublish(connection), batch_size=10)
     connection.close()
 
     assert write_rows(
@@ -123,7 +122,7 @@ def test_relay_recovers_after_the_broker_drops_its_connection(unique):
 
     add_product_event(f"{unique}-a")
     assert relay_invoker()({}) == 200
-    relay._channels._local.connection.close()  # as if the broker went away between invocations
+    relay._publishers._local.connection.close()  # as if the broker went away between invocations
     event = add_product_event(f"{unique}-b")
     assert relay_invoker()({}) == 200
     got = [jsonio.loads(body)["eventId"] for _, body in drain_queue(events.PRODUCT_EVENTS)]

@@ -21,7 +21,7 @@ def activate(stack: Stack) -> None:
 def reset_process_state() -> None:
     db.close_pools()
     relay.close()
-    consumer._channels.close()
+    consumer._dead_letter_channels.close()
     config.settings.cache_clear()
 
 
