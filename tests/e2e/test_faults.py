@@ -15,7 +15,7 @@ from infra import dead_letters, faults, reconcile
 from infra.load import OrderStream
 from shopcore import broker, events, publisher
 from shopcore.outbox import OutboxRow
-from tests.support import stack as stacks
+from tests.e2e.conftest import running_system
 from tests.support.local_system import LocalSystem
 
 RATE = 60  # orders per second
@@ -23,14 +23,8 @@ RATE = 60  # orders per second
 
 @pytest.fixture
 def system(tmp_path, run_stack):
-    with stacks.isolated() as stack:
-        local = LocalSystem(stack, tmp_path / "local.log")
-        local.start()
-        try:
-            yield local
-        finally:
-            local.stop()
-    stacks.activate(run_stack)
+    with running_system(tmp_path, run_stack) as local:
+        yield local
 
 
 def products(system: LocalSystem, count: int = 5) -> list[int]:

@@ -14,21 +14,14 @@ import pytest
 import requests
 
 from infra import verify
-from tests.support import stack as stacks
+from tests.e2e.conftest import running_system
 from tests.support.local_system import LocalSystem
 
 
 @pytest.fixture(scope="module")
 def system(tmp_path_factory, run_stack):
-    with stacks.isolated() as stack:
-        local = LocalSystem(stack, tmp_path_factory.mktemp("e2e") / "local.log")
-        local.start()
-        try:
-            yield local
-        finally:
-            code = local.stop()
-            assert code == 0, local.log()[-3000:]
-    stacks.activate(run_stack)
+    with running_system(tmp_path_factory.mktemp("e2e"), run_stack) as local:
+        yield local
 
 
 class Shop:

@@ -21,7 +21,7 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from shopcore import openapi
-from tests.support import stack as stacks
+from tests.e2e.conftest import running_system
 from tests.support.local_system import LocalSystem
 
 APIS = ("command", "query")
@@ -69,16 +69,9 @@ def operations() -> list:
 
 @pytest.fixture(scope="module")
 def system(tmp_path_factory, run_stack):
-    with stacks.isolated() as stack:
-        local = LocalSystem(stack, tmp_path_factory.mktemp("openapi") / "local.log")
-        local.start()
-        try:
-            seed(local)
-            yield local
-        finally:
-            code = local.stop()
-            assert code == 0, local.log()[-3000:]
-    stacks.activate(run_stack)
+    with running_system(tmp_path_factory.mktemp("openapi"), run_stack) as local:
+        seed(local)
+        yield local
 
 
 def seed(system: LocalSystem) -> None:
