@@ -37,6 +37,8 @@ class Settings:
     # the relay: events per claimed batch, and how long one invocation may keep draining
     relay_batch_size: int
     relay_budget_seconds: float
+    # after draining, keep watching the outbox until the budget (low latency between schedules)
+    relay_watch: bool
     # API keys the command API accepts; empty: no key needed
     command_api_keys: tuple[str, ...]
 
@@ -66,6 +68,7 @@ def settings() -> Settings:
         max_order_items=_int("MAX_ORDER_ITEMS", 100),
         relay_batch_size=_int("RELAY_BATCH_SIZE", 500),
         relay_budget_seconds=_float("RELAY_BUDGET_SECONDS", 10.0),
+        relay_watch=os.environ.get("RELAY_WATCH", "true").lower() == "true",
         command_api_keys=tuple(
             k.strip() for k in os.environ.get("COMMAND_API_KEYS", "").split(",") if k.strip()
         ),

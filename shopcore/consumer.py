@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 import psycopg
 
-from shopcore import broker, db, events
+from shopcore import broker, db, events, logs
 from shopcore.messages import QueueMessage
 from shopcore.outages import UNAVAILABLE
 from shopcore.projections import apply_events
@@ -92,3 +92,16 @@ def project_batch(messages: list[QueueMessage], dead_letter: DeadLetter = park) 
 
 def _apply(batch: list[tuple[events.Event, int | None]]) -> int:
     return db.run_in_transaction(db.projector_pool(), lambda uow: apply_events(uow.conn, batch))
+
+
+def invoke(batch: list[QueueMessage]) -> BatchOutcome:
+    """One projector invocation, whatever the host: apply the batch, log one line about it."""
+    with logs.invocation("projector", received=len(batch)) as record:
+        outcome = project_batch(batch)
+        record.update(
+            applied=outcome.applied,
+            duplicates=outcome.duplicates,
+            deadLettered=len(outcome.dead_lettered),
+            eventIds=outcome.event_ids[:50],
+        )
+    return outcome

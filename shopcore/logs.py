@@ -18,7 +18,10 @@ _logger = logging.getLogger("shop.invocations")
 def configure() -> None:
     """Plain lines to stderr at LOG_LEVEL (default INFO); idempotent."""
     root = logging.getLogger()
-    if not any(getattr(h, "_shop", False) for h in root.handlers):
+    # AWS Lambda's runtime already puts a handler on the root logger: a second would print
+    # every line twice.
+    on_lambda = "AWS_LAMBDA_FUNCTION_NAME" in os.environ and root.handlers
+    if not on_lambda and not any(getattr(h, "_shop", False) for h in root.handlers):
         handler = logging.StreamHandler(sys.stderr)
         handler.setFormatter(logging.Formatter("%(message)s"))
         handler._shop = True  # type: ignore[attr-defined]

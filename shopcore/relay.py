@@ -10,7 +10,7 @@ import threading
 
 import psycopg
 
-from shopcore import broker
+from shopcore import broker, logs
 from shopcore.config import settings
 from shopcore.outbox import DrainResult, drain
 from shopcore.publisher import PublishFailed, WindowedPublisher
@@ -49,6 +49,15 @@ def run(budget_seconds: float | None = None, watch: bool = False) -> DrainResult
     except (*broker.CONNECTION_ERRORS, PublishFailed):
         _publishers.close()  # next invocation starts on a fresh connection
         raise
+
+
+def invoke(trigger: str, budget_seconds: float | None = None) -> DrainResult:
+    """One relay invocation, whatever the host: drain (and, with RELAY_WATCH, keep watching
+    until the budget), logging one line about it."""
+    with logs.invocation("outbox_relay", trigger=trigger) as record:
+        result = run(budget_seconds=budget_seconds, watch=settings().relay_watch)
+        record.update(published=result.published, batches=result.batches)
+    return result
 
 
 def close() -> None:

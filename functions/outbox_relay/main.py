@@ -5,8 +5,6 @@ then keeps watching for new rows until its time budget, so events leave within m
 between two scheduled runs.
 """
 
-import os
-
 import functions_framework
 from cloudevents.http import CloudEvent
 
@@ -17,10 +15,7 @@ logs.configure()
 
 @functions_framework.cloud_event
 def outbox_relay(cloud_event: CloudEvent) -> None:
-    watch = os.environ.get("RELAY_WATCH", "true").lower() == "true"
-    with logs.invocation("outbox_relay", trigger=cloud_event["type"]) as record:
-        result = relay.run(watch=watch)
-        record.update(published=result.published, batches=result.batches)
+    relay.invoke(trigger=cloud_event["type"])
 
 
 # An outage (broker or database down) is answered 503: the scheduler backs off and retries.

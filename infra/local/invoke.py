@@ -18,6 +18,23 @@ from infra.functions import Function
 from infra.local.gateway import load
 
 
+def cloudevent_request(source: str, event_type: str, data: Any) -> tuple[dict[str, str], bytes]:
+    """Headers and body of a new event in the CloudEvents HTTP binary binding (`ce-*`
+    headers, the data as the body): what a platform POSTs to a CloudEvent function."""
+    event = CloudEvent(
+        {
+            "id": str(uuid.uuid4()),
+            "source": source,
+            "type": event_type,
+            "time": datetime.now(UTC).isoformat(),
+            "datacontenttype": "application/json",
+        },
+        data,
+    )
+    headers, body = to_binary(event)
+    return dict(headers), body
+
+
 class CloudEventInvoker:
     def __init__(self, function: Function, source: str, event_type: str) -> None:
         self.client = Client(load(function))
@@ -26,14 +43,5 @@ class CloudEventInvoker:
 
     def __call__(self, data: dict[str, Any]) -> int:
         """Deliver one event; returns the HTTP status (200 ok, 503 retry later, 500 failed)."""
-        event = CloudEvent(
-            {
-                "id": str(uuid.uuid4()),
-                "source": self.source,
-                "type": self.event_type,
-                "time": datetime.now(UTC).isoformat(),
-            },
-            data,
-        )
-        headers, body = to_binary(event)
+        headers, body = cloudevent_request(self.source, self.event_type, data)
         return self.client.post("/", headers=headers, data=body).status_code

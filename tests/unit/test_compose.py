@@ -1,5 +1,6 @@
-"""The deployment files agree with the code: docker-compose.yml, .env.example, each function's
-requirements.txt, and infra.functions.FUNCTIONS. Nothing runs; the files are only read."""
+"""The deployment files agree with the code: docker-compose.yml (generated from
+infra.functions.FUNCTIONS by infra.compose), .env.example, each function's requirements.txt.
+Nothing runs; the files are only read."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ import yaml
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
+from infra import compose as compose_file
 from infra.functions import FUNCTIONS, REPO, Function
 
 COMPOSE = REPO / "docker-compose.yml"
@@ -159,6 +161,25 @@ def app_services() -> dict[str, dict]:
 def command(service: dict) -> list[str]:
     value = service["command"]
     return value.split() if isinstance(value, str) else [str(part) for part in value]
+
+
+def test_compose_file_is_the_one_generated_from_the_function_definitions() -> None:
+    assert COMPOSE.read_text() == compose_file.render(), (
+        "docker-compose.yml differs from what infra/functions.py gives: "
+        "run `python -m infra.compose` (and edit infra/compose.py, not the YAML)"
+    )
+
+
+@pytest.mark.parametrize("function", FUNCTIONS, ids=lambda f: f.name)
+def test_every_function_service_has_the_platform_timeout(function: Function) -> None:
+    env = services()[function.name]["environment"]
+    assert env["CLOUD_RUN_TIMEOUT_SECONDS"] == str(function.timeout_seconds)
+
+
+def test_every_service_is_a_function_the_backing_services_or_their_emulators() -> None:
+    fixed = {"postgres", "rabbitmq", "migrate", "relay_scheduler", "projector_trigger"}
+    gateways = {f"{f.port}_gateway" for f in FUNCTIONS if f.port}
+    assert set(services()) == fixed | gateways | {f.name for f in FUNCTIONS}
 
 
 def test_compose_file_parses_into_services() -> None:

@@ -1,0 +1,13 @@
+"""projector on AWS Lambda: an Amazon MQ for RabbitMQ batch (`rmqMessagesByQueue`) -> the read
+models. Malformed events are parked in the dead-letter queue; an outage raises, and the event
+source mapping redelivers the whole batch."""
+
+from typing import Any
+
+from shopcore import aws
+
+_project = aws.queue_handler()
+
+
+def handler(event: dict[str, Any], context: Any) -> dict[str, int]:
+    return _project(event, context)
