@@ -1,0 +1,1 @@
+-- GET / on the hello-world servers: the request is wrk's default; only done() is needed.
