@@ -2,7 +2,7 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: install run test test-fast lint format verify reconcile soak services
+.PHONY: install run test test-fast lint format verify reconcile soak bench services
 
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
@@ -48,3 +48,9 @@ reconcile: install
 ## three minutes of orders under random faults in a sandbox; reports the drift
 soak: install services
 	$(PY) -m infra.soak
+
+## the benchmark suite, medians of 3 runs (about 10 minutes; needs wrk and pgbench)
+bench: install services
+	$(VENV)/bin/pip install --quiet -e '.[bench]'
+	command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)
+	$(PY) -m benchmarks --runs 3
