@@ -67,8 +67,7 @@ def create_order(body: Any) -> int:
     lines = merge_lines(order["items"])
     total = sum((line["quantity"] * line["price"] for line in lines), Decimal("0.00"))
     at = events.now()
-    event = events.order_created(0, order["customerId"], total, [], at)
-    del event["orderId"], event["items"]  # added by place_order, which knows them
+    event = events.order_created(None, order["customerId"], total, None, at)  # see place_order
     params = (
         order["customerId"],
         [line["productId"] for line in lines],

@@ -47,10 +47,18 @@ def product_created(
 
 
 def order_created(
-    order_id: int, customer_id: int, total: Decimal, items: list[dict[str, Any]], at: datetime
+    order_id: int | None,
+    customer_id: int,
+    total: Decimal,
+    items: list[dict[str, Any]] | None,
+    at: datetime,
 ) -> dict[str, Any]:
-    """`items`: productId, quantity, price, and the product's name and category at order time."""
-    return {
+    """`items`: productId, quantity, price, and the product's name and category at order time.
+
+    Without `order_id` and `items` the event lacks them, for the database to add when it
+    writes the order (place_order).
+    """
+    event: dict[str, Any] = {
         "eventId": str(uuid.uuid4()),
         "eventType": "OrderCreated",
         "occurredAt": jsonio.iso_utc(at),
@@ -59,6 +67,7 @@ def order_created(
         "total": total,
         "items": items,
     }
+    return {k: v for k, v in event.items() if v is not None}
 
 
 # --- reading events back -------------------------------------------------------------------
