@@ -184,15 +184,15 @@ FOOTER = """
     command: ["python", "-m", "infra.local.schedule_trigger"]
     environment:
       <<: *env
-      RELAY_SCHEDULE_SECONDS: ${RELAY_SCHEDULE_SECONDS:-1}
+      RELAY_SCHEDULE_SECONDS: ${{RELAY_SCHEDULE_SECONDS:-1}}
 
   projector_trigger:
     <<: *app
     command: ["python", "-m", "infra.local.queue_trigger"]
     environment:
       <<: *env
-      PROJECTOR_BATCH_SIZE: ${PROJECTOR_BATCH_SIZE:-100}
-      PROJECTOR_BATCH_WINDOW_MS: ${PROJECTOR_BATCH_WINDOW_MS:-10}
+      PROJECTOR_BATCH_SIZE: ${{PROJECTOR_BATCH_SIZE:-{batch_size}}}
+      PROJECTOR_BATCH_WINDOW_MS: ${{PROJECTOR_BATCH_WINDOW_MS:-{batch_window_ms}}}
 
 volumes:
   postgres-data:
@@ -244,8 +244,13 @@ def render() -> str:
         HEADER
         + "".join(function_service(function) for function in FUNCTIONS)
         + "".join(gateway_service(port) for port in ports)
-        + FOOTER
+        + footer()
     )
+
+
+def footer() -> str:
+    projector = next(function for function in FUNCTIONS if function.trigger == "queue")
+    return FOOTER.format(batch_size=projector.batch_size, batch_window_ms=projector.batch_window_ms)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -28,6 +28,10 @@ class Function:
     database_urls: tuple[str, ...] = ()
     # seconds one invocation may run (the relay drains and watches the outbox until then)
     timeout_seconds: int = 30
+    # for trigger "queue": most messages per invocation, and how long to wait for more after
+    # the first (larger batches amortise each invocation's cost: BENCHMARKS.md)
+    batch_size: int = 0
+    batch_window_ms: int = 0
 
     @property
     def source(self) -> Path:
@@ -81,6 +85,8 @@ FUNCTIONS = (
         "queue",
         "cloudevent",
         queues=("product-events", "order-events"),
+        batch_size=500,
+        batch_window_ms=10,
         role="shop_projector",
         database_urls=("PROJECTOR_DATABASE_URL",),
     ),

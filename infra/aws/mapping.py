@@ -12,9 +12,10 @@ from typing import Any
 
 from infra.aws.context import Deployment, collect
 from infra.aws.plan import CREATE, DELETE, SKIP, UNCHANGED, UPDATE
-from infra.functions import FUNCTIONS, Function
+from infra.functions import FUNCTIONS, Function, by_name
 
-BATCH_SIZE = 100  # as the local queue trigger's PROJECTOR_BATCH_SIZE default
+# as the local queue trigger: the projector's batch size from infra/functions.py
+BATCH_SIZE = by_name("projector").batch_size
 
 
 def queued() -> list[Function]:

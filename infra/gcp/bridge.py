@@ -117,8 +117,9 @@ def main(argv: list[str] | None = None) -> None:
     projector = by_name("projector")
     token = IdentityToken(args.target) if args.id_token else None
     trigger = QueueTrigger(
-        batch_size=int(os.environ.get("PROJECTOR_BATCH_SIZE", "100")),
-        window_seconds=int(os.environ.get("PROJECTOR_BATCH_WINDOW_MS", "10")) / 1000,
+        batch_size=int(os.environ.get("PROJECTOR_BATCH_SIZE", projector.batch_size)),
+        window_seconds=int(os.environ.get("PROJECTOR_BATCH_WINDOW_MS", projector.batch_window_ms))
+        / 1000,
         # the platform's timeout, plus its own start-up and network time
         invoke=HttpInvoker(args.target, token, timeout=projector.timeout_seconds + 10),
     )

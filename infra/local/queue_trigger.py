@@ -127,9 +127,11 @@ class QueueTrigger:
 
 def main() -> None:
     logs.configure()
+    projector = by_name("projector")
     trigger = QueueTrigger(
-        batch_size=int(os.environ.get("PROJECTOR_BATCH_SIZE", "100")),
-        window_seconds=int(os.environ.get("PROJECTOR_BATCH_WINDOW_MS", "10")) / 1000,
+        batch_size=int(os.environ.get("PROJECTOR_BATCH_SIZE", projector.batch_size)),
+        window_seconds=int(os.environ.get("PROJECTOR_BATCH_WINDOW_MS", projector.batch_window_ms))
+        / 1000,
     )
 
     def shutdown(signum: int, _frame: object) -> None:

@@ -534,7 +534,7 @@ def test_amazon_mq_mappings_one_per_queue_are_created_then_left_alone():
             "FunctionName": "shop-projector",
             "Queues": [queue],
             "SourceAccessConfigurations": [{"Type": "BASIC_AUTH", "URI": SECRET}],
-            "BatchSize": 100,
+            "BatchSize": mapping.BATCH_SIZE,
             "Enabled": True,
             "Tags": {"project": "shop", "managed-by": "infra.aws"},
         }
@@ -574,7 +574,12 @@ def test_amazon_mq_mappings_converge():
     stub.add_response(
         "update_event_source_mapping",
         mapping_response(product, "a"),
-        {"UUID": uuid("a"), "FunctionName": "shop-projector", "BatchSize": 100, "Enabled": True},
+        {
+            "UUID": uuid("a"),
+            "FunctionName": "shop-projector",
+            "BatchSize": mapping.BATCH_SIZE,
+            "Enabled": True,
+        },
     )
     stub.add_response(
         "delete_event_source_mapping", mapping_response("old-events", "c"), {"UUID": uuid("c")}
@@ -609,7 +614,7 @@ def test_amazon_mq_mappings_converge():
                     {"Type": "BASIC_AUTH", "URI": SECRET},
                     {"Type": "VIRTUAL_HOST", "URI": "shop"},
                 ],
-                "BatchSize": 100,
+                "BatchSize": mapping.BATCH_SIZE,
                 "Enabled": True,
                 "Tags": {"project": "shop", "managed-by": "infra.aws"},
             },
