@@ -27,6 +27,13 @@ ORDER = (Path(__file__).parent / "order_transaction.sql").read_text()
 NOTIFY = "SELECT pg_notify('outbox', '');\nCOMMIT;"
 
 
+def with_notify(script: str) -> str:
+    """The same transaction with a NOTIFY just before its COMMIT."""
+    if script.count("COMMIT;") != 1:
+        raise ValueError("expected exactly one COMMIT; in the pgbench script")
+    return script.replace("COMMIT;", NOTIFY)
+
+
 def pgbench(url: str, script: str, seconds: int, clients: int) -> float:
     with tempfile.NamedTemporaryFile("w", suffix=".sql", delete=False) as f:
         f.write(script)
@@ -60,11 +67,8 @@ def main() -> None:
                 "SELECT 'p' || i, 'c', 10, 1000000000 FROM generate_series(1, 1000) i"
             )
         for round_ in range(1, args.rounds + 1):
-            for label, notify in (
-                ("no NOTIFY", ""),
-                ("NOTIFY", "SELECT pg_notify('outbox', '');\n"),
-            ):
-                tps = pgbench(url, ORDER.replace("{notify}", notify), args.seconds, args.clients)
+            for label, script in (("no NOTIFY", ORDER), ("NOTIFY", with_notify(ORDER))):
+                tps = pgbench(url, script, args.seconds, args.clients)
                 print(f"round {round_}  {label:10s} {tps:8.0f} orders/s", flush=True)
     finally:
         with psycopg.connect(make_conninfo(url, dbname="postgres"), autocommit=True) as conn:
