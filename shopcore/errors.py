@@ -45,15 +45,5 @@ class PayloadTooLarge(ShopError):
     status = 413
 
 
-class UnsupportedMediaType(ShopError):
-    status = 415
-
-
 class Unauthorized(ShopError):
     status = 401
-
-
-class ServiceUnavailable(ShopError):
-    """A dependency (Postgres, RabbitMQ) cannot be reached; retrying later may work."""
-
-    status = 503
