@@ -67,8 +67,9 @@ class WindowedPublisher:
         self._channel.add_on_return_callback(self._on_return)
         self._wait_until(lambda: bool(ready))
 
-    def publish_batch(self, rows: list[OutboxRow]) -> None:
-        self._failed.clear()
+    def send(self, rows: list[OutboxRow]) -> int:
+        """Publish `rows` and hand them to the broker without waiting for its confirms;
+        returns the ticket (the last delivery tag) to pass to `wait_confirmed`."""
         for row in rows:
             if len(self._unconfirmed) >= self.window:
                 self._wait_until(lambda: len(self._unconfirmed) < self.window)
@@ -81,9 +82,23 @@ class WindowedPublisher:
             )
             self._unconfirmed.add(self._next_tag)
             self._next_tag += 1
-        self._wait_until(lambda: not self._unconfirmed)
+        # pika buffers what it publishes until its I/O loop runs: write it out now, so the
+        # broker works on this batch while the caller prepares the next
+        self.connection.process_data_events(time_limit=0)
+        return self._next_tag - 1
+
+    def wait_confirmed(self, ticket: int) -> None:
+        """Return once every message up to `ticket` is confirmed; raise PublishFailed if the
+        broker refused any message since the last failure (the caller republishes all it has
+        not committed, so a failure is not attributed to one batch)."""
+        self._wait_until(lambda: not self._unconfirmed or min(self._unconfirmed) > ticket)
         if self._failed:
-            raise PublishFailed("; ".join(self._failed[:5]))
+            failed, self._failed = self._failed, []
+            raise PublishFailed("; ".join(failed[:5]))
+
+    def publish_batch(self, rows: list[OutboxRow]) -> None:
+        """Publish `rows` and return once the broker confirmed all of them."""
+        self.wait_confirmed(self.send(rows))
 
     def _on_confirm(self, frame: pika.frame.Method) -> None:
         method = frame.method

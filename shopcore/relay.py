@@ -9,6 +9,7 @@ from __future__ import annotations
 import threading
 
 import psycopg
+from psycopg import pq
 
 from shopcore import broker, logs
 from shopcore.config import settings
@@ -22,16 +23,26 @@ _publishers = broker.ConnectionCache(WindowedPublisher)
 stop_requested = threading.Event()
 
 
-def _database() -> psycopg.Connection:
-    connection: psycopg.Connection | None = getattr(_local, "connection", None)
-    if connection is not None and not connection.closed:
-        try:
+def _databases() -> tuple[psycopg.Connection, psycopg.Connection]:
+    """This thread's two connections (the drain keeps two batches in flight), checked."""
+    cached: tuple[psycopg.Connection, ...] = getattr(_local, "connections", ())
+    try:
+        for connection in cached:
+            if connection.info.transaction_status != pq.TransactionStatus.IDLE:
+                connection.execute("ROLLBACK")  # an invocation cut short left a batch open
             connection.execute("SELECT 1")
-            return connection
-        except psycopg.OperationalError:
-            connection.close()
-    _local.connection = psycopg.connect(settings().relay_database_url, autocommit=True)
-    return _local.connection
+        if len(cached) == 2:
+            return cached  # type: ignore[return-value]
+    except psycopg.OperationalError:
+        pass
+    for connection in cached:
+        connection.close()
+    url = settings().relay_database_url
+    _local.connections = (
+        psycopg.connect(url, autocommit=True),
+        psycopg.connect(url, autocommit=True),
+    )
+    return _local.connections
 
 
 def run(budget_seconds: float | None = None, watch: bool = False) -> DrainResult:
@@ -39,7 +50,7 @@ def run(budget_seconds: float | None = None, watch: bool = False) -> DrainResult
     cfg = settings()
     try:
         return drain(
-            _database(),
+            _databases(),
             _publishers.get(),
             batch_size=cfg.relay_batch_size,
             budget_seconds=cfg.relay_budget_seconds if budget_seconds is None else budget_seconds,
@@ -63,7 +74,6 @@ def invoke(trigger: str, budget_seconds: float | None = None) -> DrainResult:
 def close() -> None:
     """Close this thread's cached connections."""
     _publishers.close()
-    connection = getattr(_local, "connection", None)
-    if connection is not None:
+    for connection in getattr(_local, "connections", ()):
         connection.close()
-        _local.connection = None
+    _local.connections = ()

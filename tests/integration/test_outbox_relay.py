@@ -10,7 +10,7 @@ import pytest
 
 from shopcore import broker, events, jsonio, outbox
 from shopcore.config import settings
-from shopcore.publisher import WindowedPublisher
+from shopcore.publisher import PublishFailed, WindowedPublisher
 from tests.support.functions import drain_queue, relay_invoker, write_rows
 
 
@@ -91,23 +91,31 @@ def test_concurrent_relays_publish_every_event_exactly_once(unique):
     assert sorted(got) == sorted(sent)
 
 
+def _drain_with(publisher_class: type[WindowedPublisher], batch_size: int) -> None:
+    url = settings().database_url
+    connection = broker.connect()
+    try:
+        with (
+            psycopg.connect(url, autocommit=True) as first,
+            psycopg.connect(url, autocommit=True) as second,
+        ):
+            outbox.drain((first, second), publisher_class(connection), batch_size, 10)
+    finally:
+        connection.close()
+
+
 def test_crash_between_confirm_and_commit_republishes(unique):
     """At least once: a relay that dies after the broker confirmed but before its commit leaves
     the rows unpublished, so the next run sends them again (consumers dedupe by eventId)."""
     event = add_product_event(unique)
 
-    class CrashAfterPublish(WindowedPublisher):
-        def publish_batch(self, rows):
-            super().publish_batch(rows)
+    class CrashAfterConfirm(WindowedPublisher):
+        def wait_confirmed(self, ticket):
+            super().wait_confirmed(ticket)
             raise KeyboardInterrupt("killed between confirm and commit")
 
-    connection = broker.connect()
-    with (
-        psycopg.connect(settings().database_url, autocommit=True) as conn,
-        pytest.raises(KeyboardInterrupt),
-    ):
-        outbox.publish_one_batch(conn, CrashAfterPublish(connection), batch_size=10)
-    connection.close()
+    with pytest.raises(KeyboardInterrupt):
+        _drain_with(CrashAfterConfirm, batch_size=10)
 
     assert write_rows(
         "SELECT published_at FROM outbox WHERE payload->>'eventId' = %s", event["eventId"]
@@ -115,6 +123,44 @@ def test_crash_between_confirm_and_commit_republishes(unique):
     assert relay_invoker()({}) == 200
     got = [jsonio.loads(body)["eventId"] for _, body in drain_queue(events.PRODUCT_EVENTS)]
     assert got == [event["eventId"], event["eventId"]]
+
+
+def test_batches_in_flight_arrive_in_outbox_order(unique):
+    """Two batches are in flight at once; the queue still gets every event once, in order."""
+    sent = [add_product_event(f"{unique}-{i}")["eventId"] for i in range(45)]
+    tickets: list[int] = []
+
+    class Recording(WindowedPublisher):
+        def send(self, rows):
+            ticket = super().send(rows)
+            tickets.append(ticket)
+            return ticket
+
+    _drain_with(Recording, batch_size=10)
+
+    assert tickets == [10, 20, 30, 40, 45]
+    got = [jsonio.loads(body)["eventId"] for _, body in drain_queue(events.PRODUCT_EVENTS)]
+    assert got == sent
+    assert write_rows("SELECT count(*) FROM outbox WHERE published_at IS NULL") == [(0,)]
+
+
+def test_a_refused_batch_rolls_back_the_one_behind_it_too(unique):
+    """When the broker refuses anything, no batch in flight is marked: all go out again."""
+    sent = [add_product_event(f"{unique}-{i}")["eventId"] for i in range(20)]
+
+    class FirstBatchRefused(WindowedPublisher):
+        def wait_confirmed(self, ticket):
+            self._failed.append("refused for the test")
+            super().wait_confirmed(ticket)
+
+    with pytest.raises(PublishFailed):
+        _drain_with(FirstBatchRefused, batch_size=10)
+
+    assert write_rows("SELECT count(*) FROM outbox WHERE published_at IS NULL") == [(20,)]
+    drain_queue(events.PRODUCT_EVENTS)
+    assert relay_invoker()({}) == 200
+    got = [jsonio.loads(body)["eventId"] for _, body in drain_queue(events.PRODUCT_EVENTS)]
+    assert got == sent
 
 
 def test_relay_recovers_after_the_broker_drops_its_connection(unique):
