@@ -107,7 +107,7 @@ class QueueTrigger:
 
     def _deliver(self, channel: BlockingChannel) -> None:
         batch, self.buffer = self.buffer[: self.batch_size], self.buffer[self.batch_size :]
-        event = messages.to_batch([(q, p, b, r) for q, p, b, r, _tag in batch])
+        event = messages.to_batch([(q, p, b, r) for q, p, b, r, _tag in batch], header_bytes=False)
         last_tag = max(tag for *_rest, tag in batch)
         backoff = 0.0
         while True:

@@ -217,3 +217,34 @@ def test_to_batch_keys_queues_by_vhost():
 
     assert list(batch["rmqMessagesByQueue"]) == ["order-events::shop"]
     assert messages.from_batch(batch)[0].queue == "order-events"
+
+
+@pytest.mark.parametrize("value", ["plain", "café ☕", "", "ünïcødé 日本"])
+def test_string_headers_can_stay_strings_and_still_round_trip(value):
+    """The local queue trigger skips Amazon MQ's byte lists; from_batch reads both shapes."""
+    deliveries = [("q", props(trace=value, raw=b"\x00\xff"), b"x", False)]
+
+    batch = messages.to_batch(deliveries, header_bytes=False)
+    [message] = messages.from_batch(batch)
+
+    [entry] = batch["rmqMessagesByQueue"]["q::/"]
+    assert entry["basicProperties"]["headers"]["trace"] == value
+    assert message.header("trace") == value
+    assert message.headers["raw"] == b"\x00\xff".decode("utf-8", "replace")
+
+
+def test_negative_and_positive_byte_lists_decode_alike():
+    batch = {
+        "rmqMessagesByQueue": {
+            "q::/": [
+                {"data": "", "basicProperties": {"headers": {
+                    "signed": {"bytes": [99, 97, 102, -61, -87]},
+                    "unsigned": {"bytes": [99, 97, 102, 195, 169]},
+                }}},
+            ]
+        }
+    }  # fmt: skip
+
+    [message] = messages.from_batch(batch)
+
+    assert message.header("signed") == message.header("unsigned") == "café"
