@@ -7,8 +7,8 @@ from urllib.parse import quote
 
 import pytest
 
-from shopcore import jsonio
-from tests.support.functions import http_client, relay_and_project
+from shopcore import jsonio, queries
+from tests.support.functions import http_client, read_rows, relay_and_project, write_rows
 
 
 @pytest.fixture(scope="module")
@@ -132,3 +132,49 @@ def test_sync_status_reports_pending_then_catches_up(api, unique):
     _, after = get(api, "/api/analytics/sync-status")
     assert (after["pendingEvents"], after["lagSeconds"]) == (0, 0)
     assert after["lastProcessedEventTimestamp"] != caught_up["lastProcessedEventTimestamp"]
+
+
+def _outbox_rows(count: int) -> list[int]:
+    """Published outbox rows no relay will touch; their ids."""
+    return [
+        r[0]
+        for r in write_rows(
+            "INSERT INTO outbox (topic, payload, created_at, published_at) "
+            "SELECT 'order-events', '{}'::jsonb, now() - interval '1 second', now() "
+            "FROM generate_series(1, %s) RETURNING id",
+            count,
+        )
+    ]
+
+
+def _project_ids(*outbox_ids: int) -> None:
+    for oid in outbox_ids:
+        read_rows(
+            "INSERT INTO processed_events (event_id, event_type, outbox_id, occurred_at) "
+            "VALUES (gen_random_uuid(), 'OrderCreated', %s, now()) RETURNING outbox_id",
+            oid,
+        )
+
+
+def test_sync_status_finds_holes_above_a_range_it_knows_is_complete(fresh_stack):
+    """sync-status remembers how far every id is projected and counts only above that; a hole
+    that opens above it (an event projected out of order) is still found."""
+    first = _outbox_rows(5)
+    _project_ids(*first)
+    assert queries.sync_status()["pendingEvents"] == 0  # remembers: complete through first[-1]
+
+    a, b, c = _outbox_rows(3)
+    _project_ids(a, c)  # b is still on its way
+    status = queries.sync_status()
+    assert status["pendingEvents"] == 1
+    assert status["lagSeconds"] >= 1
+    assert queries.sync_status()["pendingEvents"] == 1  # not forgotten on the next request
+
+    _project_ids(b)
+    assert queries.sync_status()["pendingEvents"] == 0
+    assert queries.sync_status()["pendingEvents"] == 0  # and again from the remembered point
+
+    [d] = _outbox_rows(1)
+    assert queries.sync_status()["pendingEvents"] == 1  # past the newest projected one
+    _project_ids(d)
+    assert queries.sync_status()["pendingEvents"] == 0
