@@ -87,9 +87,13 @@ def _add_order(changes: Changes, order: OrderCreated) -> None:
 
 # --- writing ---------------------------------------------------------------------------------
 
+# Arrays go in binary (%b) except numeric ones (%s): psycopg's text dumping of a 500-element
+# array cost 2.2 us per uuid and 5-6 us per timestamptz, against ~0.6 us in binary; numeric is
+# the one type cheaper as text (1.3 against 2 us). Measured in BENCHMARKS.md.
+
 CLAIM_EVENTS = """
 INSERT INTO processed_events (event_id, event_type, outbox_id, occurred_at)
-SELECT * FROM unnest(%s::uuid[], %s::text[], %s::bigint[], %s::timestamptz[]) ORDER BY 1
+SELECT * FROM unnest(%b::uuid[], %b::text[], %b::bigint[], %b::timestamptz[]) ORDER BY 1
 ON CONFLICT (event_id) DO NOTHING
 RETURNING event_id
 """
@@ -97,13 +101,13 @@ RETURNING event_id
 # Rows are upserted in key order so two projectors touching the same rows cannot deadlock.
 UPSERT_CATALOG = """
 INSERT INTO product_catalog (product_id, name, category, price, created_at)
-SELECT * FROM unnest(%s::bigint[], %s::text[], %s::text[], %s::numeric[], %s::timestamptz[])
+SELECT * FROM unnest(%b::bigint[], %b::text[], %b::text[], %s::numeric[], %b::timestamptz[])
 ORDER BY 1
 ON CONFLICT (product_id) DO NOTHING
 """
 UPSERT_PRODUCT_SALES = """
 INSERT INTO product_sales_view AS v (product_id, total_quantity_sold, total_revenue, order_count)
-SELECT * FROM unnest(%s::bigint[], %s::bigint[], %s::numeric[], %s::bigint[]) ORDER BY 1
+SELECT * FROM unnest(%b::bigint[], %b::bigint[], %s::numeric[], %b::bigint[]) ORDER BY 1
 ON CONFLICT (product_id) DO UPDATE SET
     total_quantity_sold = v.total_quantity_sold + EXCLUDED.total_quantity_sold,
     total_revenue = v.total_revenue + EXCLUDED.total_revenue,
@@ -111,14 +115,14 @@ ON CONFLICT (product_id) DO UPDATE SET
 """
 UPSERT_CATEGORY_METRICS = """
 INSERT INTO category_metrics_view AS v (category_name, total_revenue, total_orders)
-SELECT * FROM unnest(%s::text[], %s::numeric[], %s::bigint[]) ORDER BY 1
+SELECT * FROM unnest(%b::text[], %s::numeric[], %b::bigint[]) ORDER BY 1
 ON CONFLICT (category_name) DO UPDATE SET
     total_revenue = v.total_revenue + EXCLUDED.total_revenue,
     total_orders = v.total_orders + EXCLUDED.total_orders
 """
 UPSERT_CUSTOMER_LTV = """
 INSERT INTO customer_ltv_view AS v (customer_id, total_spent, order_count, last_order_date)
-SELECT * FROM unnest(%s::bigint[], %s::numeric[], %s::bigint[], %s::timestamptz[]) ORDER BY 1
+SELECT * FROM unnest(%b::bigint[], %s::numeric[], %b::bigint[], %b::timestamptz[]) ORDER BY 1
 ON CONFLICT (customer_id) DO UPDATE SET
     total_spent = v.total_spent + EXCLUDED.total_spent,
     order_count = v.order_count + EXCLUDED.order_count,
@@ -126,7 +130,7 @@ ON CONFLICT (customer_id) DO UPDATE SET
 """
 UPSERT_HOURLY_SALES = """
 INSERT INTO hourly_sales_view AS v (hour_timestamp, total_orders, total_revenue)
-SELECT * FROM unnest(%s::timestamptz[], %s::bigint[], %s::numeric[]) ORDER BY 1
+SELECT * FROM unnest(%b::timestamptz[], %b::bigint[], %s::numeric[]) ORDER BY 1
 ON CONFLICT (hour_timestamp) DO UPDATE SET
     total_orders = v.total_orders + EXCLUDED.total_orders,
     total_revenue = v.total_revenue + EXCLUDED.total_revenue
