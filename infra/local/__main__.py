@@ -32,14 +32,25 @@ class Service:
     name: str
     argv: list[str]
     env: dict[str, str]
+    niceness: int = 0
     process: subprocess.Popen | None = None
 
     def start(self) -> None:
-        self.process = subprocess.Popen(self.argv, env={**os.environ, **self.env})
+        niceness = self.niceness
+        self.process = subprocess.Popen(
+            self.argv,
+            env={**os.environ, **self.env},
+            preexec_fn=(lambda: os.nice(niceness)) if niceness else None,
+        )
         print(f"[local] started {self.name} (pid {self.process.pid})", flush=True)
 
 
 def _gateway(name: str, port: int, prefix: str) -> Service:
+    """One port's gunicorn. It runs at API_NICENESS (default 5): here every function shares
+    the same cores, which a platform would not do, and under a saturating load the relay and
+    projector would otherwise get a thread's share against the APIs' many, so events would
+    queue and analytics go stale. At 5, freshness p99 under the ingest load was 206/267 ms
+    against 394/334 ms at 0, for 2-5 % fewer orders/s (BENCHMARKS.md)."""
     workers = os.environ.get(f"{prefix}_WORKERS", "2")
     threads = os.environ.get(f"{prefix}_THREADS", "8")
     argv = [
@@ -54,7 +65,12 @@ def _gateway(name: str, port: int, prefix: str) -> Service:
         "--log-level", "warning",
     ]  # fmt: skip
     # one pooled connection per serving thread: no thread waits for a connection
-    return Service(f"{name} API :{port}", argv, {"DB_POOL_MAX_SIZE": threads})
+    return Service(
+        f"{name} API :{port}",
+        argv,
+        {"DB_POOL_MAX_SIZE": threads},
+        niceness=int(os.environ.get("API_NICENESS", "5")),
+    )
 
 
 def services() -> list[Service]:

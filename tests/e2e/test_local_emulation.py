@@ -199,3 +199,13 @@ def test_killing_the_projector_trigger_mid_stream_loses_nothing(system, unique):
     assert done.is_set()
     shop.wait_until_converged(timeout=30)
     assert system.log().count("projector queue trigger exited") >= 2
+
+
+def test_the_apis_yield_the_cpu_to_the_pipeline(system):
+    """The HTTP ports run at API_NICENESS (default 5), the relay and projector at 0."""
+    assert (
+        os.getpriority(os.PRIO_PROCESS, system.pid_of(f"command API :{system.command_port}")) == 5
+    )
+    assert os.getpriority(os.PRIO_PROCESS, system.pid_of(f"query API :{system.query_port}")) == 5
+    assert os.getpriority(os.PRIO_PROCESS, system.pid_of("relay schedule trigger")) == 0
+    assert os.getpriority(os.PRIO_PROCESS, system.pid_of("projector queue trigger")) == 0
