@@ -129,6 +129,11 @@ def drain(
     result = DrainResult()
     in_flight: deque[_Batch] = deque()
     turn = 0  # which connection claims next: the one no batch in flight holds
+
+    def complete_oldest() -> None:
+        result.published += _complete(in_flight.popleft(), publisher)
+        result.batches += 1
+
     try:
         while time.monotonic() < deadline and not stop.is_set():
             conn = conns[turn]
@@ -137,8 +142,7 @@ def drain(
                 in_flight.append(_Batch(conn, rows, publisher.send(rows)))
                 turn = 1 - turn
             if in_flight and (len(in_flight) == len(conns) or not rows):
-                result.published += _complete(in_flight.popleft(), publisher)
-                result.batches += 1
+                complete_oldest()
             if rows or in_flight:
                 continue
             if not watch:
@@ -146,8 +150,7 @@ def drain(
             _wait_for_rows(conns[0], stop, deadline, idle_sleep, max_idle_sleep)
         # out of time or asked to stop: what is in flight still completes
         while in_flight:
-            result.published += _complete(in_flight.popleft(), publisher)
-            result.batches += 1
+            complete_oldest()
     except BaseException:
         _abandon(in_flight)
         raise

@@ -96,10 +96,6 @@ class WindowedPublisher:
             failed, self._failed = self._failed, []
             raise PublishFailed("; ".join(failed[:5]))
 
-    def publish_batch(self, rows: list[OutboxRow]) -> None:
-        """Publish `rows` and return once the broker confirmed all of them."""
-        self.wait_confirmed(self.send(rows))
-
     def _on_confirm(self, frame: pika.frame.Method) -> None:
         method = frame.method
         if isinstance(method, pika.spec.Basic.Nack):
