@@ -5,7 +5,7 @@
   schema with 1,000 products;
 - RabbitMQ: publishing with windowed confirms and consuming with prefetch and multiple acks
   (benchmarks/amqp.py);
-- a hello-world under the system's HTTP stack: gunicorn gthread with the command port's
+- a hello-world under the system's HTTP stack (infra/local/http_server.py) with the command port's
   workers and threads, once as a raw WSGI app (the server's own ceiling) and once as a
   functions-framework function (what the framework leaves of it).
 """
@@ -15,7 +15,6 @@ from __future__ import annotations
 import os
 import re
 import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -31,6 +30,7 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from benchmarks import amqp, http_load, processes
 from infra import migrate
 from infra.functions import REPO
+from infra.local import http_server
 from infra.local.process import free_port
 
 ORDER_TRANSACTION = Path(__file__).with_name("order_transaction.sql")
@@ -114,18 +114,13 @@ def rabbitmq(broker_url: str, messages: int, window: int = 1000) -> dict[str, An
 def hello(
     kind: str, workers: int, threads: int, seconds: float, connections: int
 ) -> dict[str, Any]:
-    """wrk for `seconds` against a hello world under gunicorn gthread ("wsgi" or "function")."""
-    target = {"wsgi": "benchmarks.hello:app", "function": "benchmarks.hello:function_app()"}[kind]
+    """wrk for `seconds` against a hello world ("wsgi" or "function") under the HTTP server the
+    system's ports use (HTTP_SERVER, infra/local/http_server.py)."""
+    target = {"wsgi": "benchmarks.hello:wsgi_app", "function": "benchmarks.hello:function_app"}[
+        kind
+    ]
     port = free_port()
-    argv = [
-        sys.executable, "-m", "gunicorn", target,
-        "--bind", f"127.0.0.1:{port}",
-        "--worker-class", "gthread",
-        "--workers", str(workers),
-        "--threads", str(threads),
-        "--keep-alive", "5",
-        "--log-level", "warning",
-    ]  # fmt: skip
+    argv = http_server.argv(target, host="127.0.0.1", port=port, workers=workers, threads=threads)
     server = subprocess.Popen(argv, cwd=REPO, start_new_session=True)
     url = f"http://127.0.0.1:{port}/"
     try:
@@ -140,7 +135,7 @@ def hello(
         except subprocess.TimeoutExpired:
             server.kill()
             server.wait()
-    result.update(kind=kind, workers=workers, threadsPerWorker=threads)
+    result.update(kind=kind, server=http_server.chosen(), workers=workers, threadsPerWorker=threads)
     return result
 
 

@@ -1,7 +1,8 @@
-"""The hello-world ceilings of the HTTP stack, served by gunicorn like the system's ports.
+"""The hello-world ceilings of the HTTP stack, served like the system's ports
+(infra/local/http_server.py: granian or gunicorn, each building the app from a factory).
 
-gunicorn benchmarks.hello:app                  # raw WSGI: the server's own ceiling
-gunicorn 'benchmarks.hello:function_app()'     # a functions-framework HTTP function
+granian --interface wsgi --factory benchmarks.hello:wsgi_app      # raw WSGI: the server's own
+granian --interface wsgi --factory benchmarks.hello:function_app  # a functions-framework function
 """
 
 from __future__ import annotations
@@ -18,6 +19,10 @@ def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable
         "200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(BODY)))]
     )
     return [BODY]
+
+
+def wsgi_app() -> Callable[..., Iterable[bytes]]:
+    return app
 
 
 def function_app() -> Any:

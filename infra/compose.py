@@ -14,6 +14,7 @@ import re
 from pathlib import Path
 
 from infra.functions import FUNCTIONS, REPO, Function
+from infra.local import http_server
 
 COMPOSE = REPO / "docker-compose.yml"
 # CONTRACT.md: each API's port variable and its default
@@ -227,10 +228,15 @@ def function_service(function: Function) -> str:
 def gateway_service(port: str) -> str:
     variable, default = GATEWAY_PORTS[port]
     prefix, published = port.upper(), f"${{{variable}:-{default}}}"
-    argv = ["gunicorn", f'infra.local.gateway:build("{port}")', "--bind", f"0.0.0.0:{published}"]
-    argv += ["--worker-class", "gthread"]
-    argv += ["--workers", f"${{{prefix}_WORKERS:-2}}", "--threads", f"${{{prefix}_THREADS:-8}}"]
-    argv += ["--graceful-timeout", "20", "--keep-alive", "5", "--log-level", "warning"]
+    argv = http_server.argv(
+        f"infra.local.gateway:{port}_port",
+        host="0.0.0.0",
+        port=published,
+        workers=f"${{{prefix}_WORKERS:-2}}",
+        threads=f"${{{prefix}_THREADS:-8}}",
+        server="granian",
+        python="python",
+    )
     probe = "import urllib.request; urllib.request.urlopen("
     probe += f"'http://127.0.0.1:{published}/health', timeout=3)"
     return GATEWAY.format(

@@ -48,11 +48,16 @@ def read_json(request: flask.Request) -> Any:
 
 
 def respond(request: flask.Request, handler: Handler, function: str) -> flask.Response:
-    """Run `handler(request) -> (status, body)`, shape every outcome as JSON, log one line."""
+    """Run `handler(request) -> (status, body)`, shape every outcome as JSON, log one line:
+    at DEBUG for a success (the hot path: formatting a line costs ~20 % of an analytics GET's
+    CPU, and platforms log every request themselves), INFO for a 4xx, ERROR for a 5xx."""
     with logs.invocation(function, method=request.method, path=request.path) as record:
         response = _answer(request, handler, function)
-        record["status"] = response.status_code
-        record["outcome"] = "ok" if response.status_code < 500 else "error"
+        status = response.status_code
+        record["status"] = status
+        record["outcome"] = "ok" if status < 500 else "error"
+        if status < 400:
+            record["level"] = logging.DEBUG
         return response
 
 

@@ -37,8 +37,11 @@ def emit(level: int, **fields: Any) -> None:
 
 
 @contextmanager
-def invocation(function: str, **fields: Any) -> Iterator[dict[str, Any]]:
-    """Time the block and log it; the block may add fields to the yielded dict."""
+def invocation(
+    function: str, ok_level: int = logging.INFO, **fields: Any
+) -> Iterator[dict[str, Any]]:
+    """Time the block and log it, at `ok_level` unless its outcome is an error; the block may
+    add fields to the yielded dict and lower the level by setting `record["level"]`."""
     record: dict[str, Any] = {"function": function, **fields}
     started = time.perf_counter()
     try:
@@ -50,5 +53,5 @@ def invocation(function: str, **fields: Any) -> Iterator[dict[str, Any]]:
     finally:
         record.setdefault("outcome", "ok")
         record["durationMs"] = round((time.perf_counter() - started) * 1000, 2)
-        level = logging.ERROR if record["outcome"] == "error" else logging.INFO
-        emit(level, **record)
+        level = record.pop("level", ok_level)
+        emit(logging.ERROR if record["outcome"] == "error" else level, **record)

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from psycopg.conninfo import make_conninfo
 
 from infra import migrate, preflight
+from infra.local import http_server
 from shopcore import broker
 from shopcore.config import settings
 
@@ -53,17 +54,13 @@ def _gateway(name: str, port: int, prefix: str) -> Service:
     against 394/334 ms at 0, for 2-5 % fewer orders/s (BENCHMARKS.md)."""
     workers = os.environ.get(f"{prefix}_WORKERS", "2")
     threads = os.environ.get(f"{prefix}_THREADS", "8")
-    argv = [
-        sys.executable, "-m", "gunicorn",
-        f'infra.local.gateway:build("{name}")',
-        "--bind", f"0.0.0.0:{port}",
-        "--worker-class", "gthread",
-        "--workers", workers,
-        "--threads", threads,
-        "--graceful-timeout", "20",
-        "--keep-alive", "5",
-        "--log-level", "warning",
-    ]  # fmt: skip
+    argv = http_server.argv(
+        f"infra.local.gateway:{name}_port",
+        host="0.0.0.0",
+        port=port,
+        workers=int(workers),
+        threads=int(threads),
+    )
     # one pooled connection per serving thread: no thread waits for a connection
     return Service(
         f"{name} API :{port}",

@@ -4,9 +4,10 @@ Each function is loaded through functions-framework's `create_app`, exactly as i
 served alone; the dispatcher only picks which app answers a path. No proxy hop: a request
 costs what it would cost on the function itself.
 
-    gunicorn 'infra.local.gateway:build("command")'   # POST /api/products, POST /api/orders
-    gunicorn 'infra.local.gateway:build("query")'     # GET /api/analytics/*
-Both answer GET /health.
+    granian --interface wsgi --factory infra.local.gateway:command_port   # POST /api/products,
+                                                                          # POST /api/orders
+    granian --interface wsgi --factory infra.local.gateway:query_port     # GET /api/analytics/*
+Both answer GET /health. `infra/local/http_server.py` builds these command lines.
 """
 
 from __future__ import annotations
@@ -55,6 +56,11 @@ class Gateway:
         return _json(start_response, "404 Not Found", {"error": f"no such endpoint: {path}"})
 
 
-def build(port: str) -> Gateway:
-    """gunicorn 'infra.local.gateway:build("command")' (or "query")."""
-    return Gateway(port)
+def command_port() -> Gateway:
+    """The command port's app (the server calls this factory once per worker process)."""
+    return Gateway("command")
+
+
+def query_port() -> Gateway:
+    """The query port's app (the server calls this factory once per worker process)."""
+    return Gateway("query")

@@ -350,4 +350,6 @@ def test_gateways_publish_the_contract_ports(service: str, variable: str) -> Non
     default = CONTRACT_VARIABLES[variable]
     port = f"${{{variable}:-{default}}}"
     assert f"{port}:{port}" in services()[service]["ports"]
-    assert f"0.0.0.0:{port}" in command(services()[service])
+    argv = command(services()[service])
+    assert argv[argv.index("--host") + 1] == "0.0.0.0"
+    assert argv[argv.index("--port") + 1] == port
