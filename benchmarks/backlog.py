@@ -1,7 +1,7 @@
 """Relay drain rate and projector catch-up rate from a backlog, and how catch-up grows with it.
 
 For each backlog size, with the pipeline idle:
-1. pause the relay's schedule trigger and the projector's queue trigger (SIGSTOP: the
+1. pause the relay's schedule trigger and every projector queue trigger (SIGSTOP: the
    supervisor restarts only processes that exit, a stopped one stays stopped);
 2. write the backlog straight into the write database in one transaction: orders of 1-3
    items over the product pool, for new customers, with their order_items and an outbox row
@@ -115,14 +115,15 @@ def _since(started: float) -> float:
 
 @contextlib.contextmanager
 def paused(system: LocalSystem, *services: str) -> Iterator[Callable[[str], None]]:
-    """SIGSTOP `services`; yields resume(service); everything is resumed on the way out."""
-    stopped = {service: system.pid_of(service) for service in services}
-    for pid in stopped.values():
-        os.kill(pid, signal.SIGSTOP)
+    """SIGSTOP every instance of `services`; yields resume(service); everything is resumed on
+    the way out."""
+    stopped = {service: system.instances(service) for service in services}
+    for pids in stopped.values():
+        for pid in pids:
+            os.kill(pid, signal.SIGSTOP)
 
     def resume(service: str) -> None:
-        pid = stopped.pop(service, None)
-        if pid is not None:
+        for pid in stopped.pop(service, []):
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGCONT)
 

@@ -5,6 +5,7 @@ processes include its children (gunicorn's workers)."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -42,7 +43,7 @@ def peaks(system: LocalSystem) -> dict[str, Any]:
             )
         if rows:
             found[name] = {
-                "functions": processes.FUNCTIONS.get(name, ""),
+                "functions": processes.FUNCTIONS.get(re.sub(r" #\d+$", "", name), ""),
                 "processes": rows,
                 "peakMiBLargest": max(r["peakMiB"] for r in rows),
                 "peakMiBSum": round(sum(r["peakMiB"] for r in rows), 1),

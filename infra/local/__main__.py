@@ -4,7 +4,8 @@ Checks Postgres and RabbitMQ, applies migrations, declares the broker topology, 
   - the command API on COMMAND_SERVICE_PORT (create_product, create_order) and the query API
     on QUERY_SERVICE_PORT (analytics): gunicorn, the functions in-process behind one WSGI
     dispatcher per port, COMMAND_/QUERY_WORKERS x _THREADS chosen deliberately;
-  - the relay's schedule trigger and the projector's queue trigger.
+  - the relay's schedule trigger and the projector's queue trigger (PROJECTOR_CONSUMERS
+    processes of it).
 A process that dies is restarted, as a platform would. SIGTERM or Ctrl-C: every process gets
 SIGTERM, finishes what it has in hand, and exits; nothing is lost.
 """
@@ -78,7 +79,21 @@ def services() -> list[Service]:
         Service(
             "relay schedule trigger", [sys.executable, "-m", "infra.local.schedule_trigger"], {}
         ),
-        Service("projector queue trigger", [sys.executable, "-m", "infra.local.queue_trigger"], {}),
+        *_projector_consumers(),
+    ]
+
+
+def _projector_consumers() -> list[Service]:
+    """PROJECTOR_CONSUMERS (default 2) queue-trigger processes, as a platform runs concurrent
+    invocations of a queue-triggered function. Each is single-threaded Python (the GIL), so a
+    backlog drains with one core per consumer; concurrent projectors are safe by design
+    (idempotent, commutative upserts in key order: shopcore/projections.py). The first is
+    "projector queue trigger", the others "projector queue trigger #2", ..."""
+    count = int(os.environ.get("PROJECTOR_CONSUMERS", "2"))
+    argv = [sys.executable, "-m", "infra.local.queue_trigger"]
+    return [
+        Service("projector queue trigger" + (f" #{k}" if k > 1 else ""), argv, {})
+        for k in range(1, max(1, count) + 1)
     ]
 
 

@@ -85,6 +85,17 @@ class LocalSystem:
             raise LookupError(service)
         return int(found[-1])
 
+    def instances(self, service: str) -> list[int]:
+        """The newest pid of each instance of `service` ("projector queue trigger" also
+        finds "projector queue trigger #2", ...)."""
+        newest: dict[str, int] = {}
+        pattern = rf"started ({re.escape(service)}(?: #\d+)?) \(pid (\d+)\)"
+        for name, pid in re.findall(pattern, self.log()):
+            newest[name] = int(pid)
+        if not newest:
+            raise LookupError(service)
+        return list(newest.values())
+
     def stop(self, timeout: float = 40) -> int:
         if self.process is None or self.process.poll() is not None:
             return self.process.returncode if self.process else 0

@@ -1,0 +1,46 @@
+"""What the local emulation's supervisor starts: the HTTP server's command lines and how many
+projector consumers."""
+
+from __future__ import annotations
+
+import pytest
+
+import infra.local.__main__ as local
+from infra.local import http_server
+
+
+@pytest.mark.parametrize(("count", "names"), [
+    ("1", ["projector queue trigger"]),
+    ("3", ["projector queue trigger", "projector queue trigger #2", "projector queue trigger #3"]),
+])  # fmt: skip
+def test_projector_consumers_are_numbered_services(
+    monkeypatch: pytest.MonkeyPatch, count: str, names: list[str]
+) -> None:
+    monkeypatch.setenv("PROJECTOR_CONSUMERS", count)
+    projectors = [s for s in local.services() if s.name.startswith("projector")]
+    assert [s.name for s in projectors] == names
+    assert all(s.argv[-1] == "infra.local.queue_trigger" for s in projectors)
+
+
+def test_two_projector_consumers_by_default(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("PROJECTOR_CONSUMERS", raising=False)
+    assert sum(s.name.startswith("projector") for s in local.services()) == 2
+
+
+@pytest.mark.parametrize("server", http_server.SERVERS)
+def test_both_servers_bind_the_port_with_the_threads_asked_for(server: str) -> None:
+    argv = http_server.argv(
+        "infra.local.gateway:query_port", host="0.0.0.0", port=8081, workers=3, threads=5,
+        server=server,
+    )  # fmt: skip
+    text = " ".join(argv)
+    assert "-m " + server in text
+    assert ("0.0.0.0:8081" in text) or ("--host 0.0.0.0" in text and "--port 8081" in text)
+    assert "--workers 3" in text
+    assert ("--threads 5" in text) or ("--blocking-threads 5" in text)
+
+
+def test_an_unknown_server_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HTTP_SERVER", "waitress")
+    with pytest.raises(SystemExit, match="HTTP_SERVER must be one of"):
+        http_server.chosen()
