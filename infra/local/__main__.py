@@ -84,16 +84,22 @@ def services() -> list[Service]:
 
 
 def _projector_consumers() -> list[Service]:
-    """PROJECTOR_CONSUMERS (default 2) queue-trigger processes, as a platform runs concurrent
-    invocations of a queue-triggered function. Each is single-threaded Python (the GIL), so a
-    backlog drains with one core per consumer; concurrent projectors are safe by design
-    (idempotent, commutative upserts in key order: shopcore/projections.py). The first is
-    "projector queue trigger", the others "projector queue trigger #2", ..."""
-    count = int(os.environ.get("PROJECTOR_CONSUMERS", "2"))
+    """PROJECTOR_CONSUMERS (default 2) queue-trigger processes, as a platform scales a
+    queue-triggered function out under a backlog. Each is single-threaded Python (the GIL), so
+    a backlog drains with one core per consumer; concurrent projectors are safe by design
+    (idempotent, commutative upserts in key order: shopcore/projections.py). Consumer k has
+    priority count - k: the broker feeds the second only while the first's prefetch is full,
+    so a light stream still goes to one consumer in whole batches. The first is "projector
+    queue trigger", the others "projector queue trigger #2", ..."""
+    count = max(1, int(os.environ.get("PROJECTOR_CONSUMERS", "2")))
     argv = [sys.executable, "-m", "infra.local.queue_trigger"]
     return [
-        Service("projector queue trigger" + (f" #{k}" if k > 1 else ""), argv, {})
-        for k in range(1, max(1, count) + 1)
+        Service(
+            "projector queue trigger" + (f" #{k}" if k > 1 else ""),
+            argv,
+            {"PROJECTOR_CONSUMER_PRIORITY": str(count - k)},
+        )
+        for k in range(1, count + 1)
     ]
 
 

@@ -40,9 +40,15 @@ class QueueTrigger:
         window_seconds: float,
         invoke: Callable[[dict[str, Any]], int] | None = None,
         max_backoff: float = 10.0,
+        priority: int = 0,
     ) -> None:
-        """`invoke(batch_event) -> HTTP status`; by default the projector, in-process."""
+        """`invoke(batch_event) -> HTTP status`; by default the projector, in-process.
+        `priority`: RabbitMQ's consumer priority (x-priority). The broker gives a lower-priority
+        consumer messages only while every higher one has its prefetch full, that is, only
+        under a backlog; so extra consumers help a catch-up without splitting a light stream
+        into smaller, costlier batches."""
         self.batch_size = batch_size
+        self.priority = priority
         self.window = window_seconds
         self.max_backoff = max_backoff
         self.stop = threading.Event()
@@ -71,7 +77,9 @@ class QueueTrigger:
             broker.declare_topology(channel)
             channel.basic_qos(prefetch_count=self.batch_size * 2)
             for queue in self.function.queues:
-                channel.basic_consume(queue, self._on_message_for(queue))
+                channel.basic_consume(
+                    queue, self._on_message_for(queue), arguments={"x-priority": self.priority}
+                )
             while not self.stop.is_set():
                 self._fill(connection)
                 if self.buffer:
@@ -132,6 +140,7 @@ def main() -> None:
         batch_size=int(os.environ.get("PROJECTOR_BATCH_SIZE", projector.batch_size)),
         window_seconds=int(os.environ.get("PROJECTOR_BATCH_WINDOW_MS", projector.batch_window_ms))
         / 1000,
+        priority=int(os.environ.get("PROJECTOR_CONSUMER_PRIORITY", "0")),
     )
 
     def shutdown(signum: int, _frame: object) -> None:
