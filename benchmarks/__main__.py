@@ -1,7 +1,7 @@
 """The benchmark suite (issue 5): the machine's ceilings and the system, in one command.
 
     python -m benchmarks [--quick] [--runs 3] [--out bench-results/NAME.json]
-                         [--env COMMAND_WORKERS=4 ...] [--keep-logs]
+                         [--env QUERY_WORKERS=4 ...] [--keep-logs]
 
 Each run gets its own sandbox (throwaway databases and RabbitMQ vhost) and its own
 `python -m infra.local`; the figures of every run, their medians, the ratios to the ceilings

@@ -23,6 +23,7 @@ import psycopg
 from benchmarks import backlog, ceilings, convergence, cpu, freshness, http_load, memory
 from benchmarks.monitor import Timeline
 from infra import sandbox
+from infra.local import http_server
 from infra.local.process import LocalSystem
 
 # customer id ranges, far apart: ingest uses 1..customers
@@ -140,8 +141,9 @@ class Run:
         return self.result
 
     def http_settings(self) -> tuple[int, int]:
-        merged = {**os.environ, **self.env}
-        return int(merged.get("COMMAND_WORKERS", "2")), int(merged.get("COMMAND_THREADS", "8"))
+        """The hello worlds run as the query port runs: the analytics target is measured
+        against the hello-world function "under the same HTTP stack"."""
+        return http_server.sizing("query", {**os.environ, **self.env})
 
     def ceilings(self, stack: sandbox.Stack) -> None:
         scale = self.scale

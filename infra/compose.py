@@ -146,9 +146,9 @@ FUNCTION = """
 """
 
 HTTP_CONCURRENCY = """\
-      WORKERS: ${{{prefix}_WORKERS:-2}}
-      THREADS: ${{{prefix}_THREADS:-8}}
-      DB_POOL_MAX_SIZE: ${{{prefix}_THREADS:-8}}"""
+      WORKERS: ${{{prefix}_WORKERS:-{workers}}}
+      THREADS: ${{{prefix}_THREADS:-{threads}}}
+      DB_POOL_MAX_SIZE: ${{{prefix}_THREADS:-{threads}}}"""
 
 EVENT_CONCURRENCY = """\
       # one invocation at a time, as on the platforms: it caches one database connection and
@@ -164,7 +164,7 @@ GATEWAY = """
     environment:
       <<: *env
       # one pooled connection per serving thread: no thread waits for a connection
-      DB_POOL_MAX_SIZE: ${{{prefix}_THREADS:-8}}
+      DB_POOL_MAX_SIZE: ${{{prefix}_THREADS:-{threads}}}
     ports:
       - "{published}:{published}"
     healthcheck:
@@ -218,7 +218,11 @@ def function_service(function: Function) -> str:
         name=function.name,
         command=_sequence(argv),
         timeout=function.timeout_seconds,
-        concurrency=HTTP_CONCURRENCY.format(prefix=function.port.upper())
+        concurrency=HTTP_CONCURRENCY.format(
+            prefix=function.port.upper(),
+            workers=http_server.DEFAULT_SIZING[function.port][0],
+            threads=http_server.DEFAULT_SIZING[function.port][1],
+        )
         if http
         else EVENT_CONCURRENCY,
         healthcheck="function-healthcheck" if http else "event-function-healthcheck",
@@ -228,19 +232,25 @@ def function_service(function: Function) -> str:
 def gateway_service(port: str) -> str:
     variable, default = GATEWAY_PORTS[port]
     prefix, published = port.upper(), f"${{{variable}:-{default}}}"
+    workers, threads = http_server.DEFAULT_SIZING[port]
     argv = http_server.argv(
         f"infra.local.gateway:{port}_port",
         host="0.0.0.0",
         port=published,
-        workers=f"${{{prefix}_WORKERS:-2}}",
-        threads=f"${{{prefix}_THREADS:-8}}",
+        workers=f"${{{prefix}_WORKERS:-{workers}}}",
+        threads=f"${{{prefix}_THREADS:-{threads}}}",
         server="granian",
         python="python",
     )
     probe = "import urllib.request; urllib.request.urlopen("
     probe += f"'http://127.0.0.1:{published}/health', timeout=3)"
     return GATEWAY.format(
-        port=port, command=_sequence(argv), prefix=prefix, published=published, probe=probe
+        port=port,
+        command=_sequence(argv),
+        prefix=prefix,
+        threads=threads,
+        published=published,
+        probe=probe,
     )
 
 

@@ -47,26 +47,25 @@ class Service:
         print(f"[local] started {self.name} (pid {self.process.pid})", flush=True)
 
 
-def _gateway(name: str, port: int, prefix: str) -> Service:
-    """One port's gunicorn. It runs at API_NICENESS (default 5): here every function shares
+def _gateway(name: str, port: int) -> Service:
+    """One port's HTTP server. It runs at API_NICENESS (default 5): here every function shares
     the same cores, which a platform would not do, and under a saturating load the relay and
     projector would otherwise get a thread's share against the APIs' many, so events would
     queue and analytics go stale. At 5, freshness p99 under the ingest load was 206/267 ms
     against 394/334 ms at 0, for 2-5 % fewer orders/s (BENCHMARKS.md)."""
-    workers = os.environ.get(f"{prefix}_WORKERS", "2")
-    threads = os.environ.get(f"{prefix}_THREADS", "8")
+    workers, threads = http_server.sizing(name)
     argv = http_server.argv(
         f"infra.local.gateway:{name}_port",
         host="0.0.0.0",
         port=port,
-        workers=int(workers),
-        threads=int(threads),
+        workers=workers,
+        threads=threads,
     )
     # one pooled connection per serving thread: no thread waits for a connection
     return Service(
         f"{name} API :{port}",
         argv,
-        {"DB_POOL_MAX_SIZE": threads},
+        {"DB_POOL_MAX_SIZE": str(threads)},
         niceness=int(os.environ.get("API_NICENESS", "5")),
     )
 
@@ -74,8 +73,8 @@ def _gateway(name: str, port: int, prefix: str) -> Service:
 def services() -> list[Service]:
     cfg = settings()
     return [
-        _gateway("command", cfg.command_port, "COMMAND"),
-        _gateway("query", cfg.query_port, "QUERY"),
+        _gateway("command", cfg.command_port),
+        _gateway("query", cfg.query_port),
         Service(
             "relay schedule trigger", [sys.executable, "-m", "infra.local.schedule_trigger"], {}
         ),
@@ -92,12 +91,10 @@ def _projector_consumers() -> list[Service]:
     so a light stream still goes to one consumer in whole batches. The first is "projector
     queue trigger", the others "projector queue trigger #2", ..."""
     count = max(1, int(os.environ.get("PROJECTOR_CONSUMERS", "2")))
-    argv = [sys.executable, "-m", "infra.local.queue_trigger"]
+    argv = [sys.executable, "-m", "infra.local.queue_trigger", "--priority"]
     return [
         Service(
-            "projector queue trigger" + (f" #{k}" if k > 1 else ""),
-            argv,
-            {"PROJECTOR_CONSUMER_PRIORITY": str(count - k)},
+            "projector queue trigger" + (f" #{k}" if k > 1 else ""), [*argv, str(count - k)], {}
         )
         for k in range(1, count + 1)
     ]

@@ -12,6 +12,7 @@ SIGTERM: the batch in hand finishes (or, if it cannot, returns to the queue), th
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import logging
 import os
@@ -133,14 +134,19 @@ class QueueTrigger:
             channel.connection.sleep(backoff)
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m infra.local.queue_trigger")
+    parser.add_argument(
+        "--priority", type=int, default=0, help="consumer priority (x-priority); default 0"
+    )
+    priority = parser.parse_args(argv).priority
     logs.configure()
     projector = by_name("projector")
     trigger = QueueTrigger(
         batch_size=int(os.environ.get("PROJECTOR_BATCH_SIZE", projector.batch_size)),
         window_seconds=int(os.environ.get("PROJECTOR_BATCH_WINDOW_MS", projector.batch_window_ms))
         / 1000,
-        priority=int(os.environ.get("PROJECTOR_CONSUMER_PRIORITY", "0")),
+        priority=priority,
     )
 
     def shutdown(signum: int, _frame: object) -> None:

@@ -86,3 +86,47 @@ def test_unavailable_projector_keeps_the_batch_without_using_up_deliveries():
     assert calls == [503] * 8 + [200]
     assert drain_queue(broker.DEAD_LETTER_QUEUE) == []
     assert drain_queue(events.ORDER_EVENTS) == []  # acked
+
+
+def test_a_lower_priority_consumer_gets_messages_only_under_a_backlog():
+    """Two triggers as the local emulation runs them (priorities 1 and 0): a trickle goes to
+    the first alone, in whole batches; a backlog larger than its prefetch reaches both."""
+    got: dict[str, list[int]] = {"first": [], "second": []}
+
+    def invoker(name: str):
+        def invoke(event: dict) -> int:
+            got[name].append(len(messages.from_batch(event)))
+            time.sleep(0.05)  # slow enough that a backlog fills the first one's prefetch
+            return 200
+
+        return invoke
+
+    first = QueueTrigger(batch_size=5, window_seconds=0.01, invoke=invoker("first"), priority=1)
+    second = QueueTrigger(batch_size=5, window_seconds=0.01, invoke=invoker("second"), priority=0)
+    threads = [threading.Thread(target=t.run) for t in (first, second)]
+    for thread in threads:
+        thread.start()
+    try:
+        time.sleep(1)  # both consuming
+        for i in range(10):  # a trickle
+            publish_raw(events.ORDER_EVENTS, f"t{i}".encode(), message_id=f"t{i}")
+            time.sleep(0.1)
+        deadline = time.monotonic() + 10
+        while sum(got["first"]) < 10:
+            assert time.monotonic() < deadline, got
+            time.sleep(0.05)
+        assert sum(got["second"]) == 0, got
+
+        for i in range(200):  # a backlog: 20x the first one's prefetch (2 batches)
+            publish_raw(events.ORDER_EVENTS, f"b{i}".encode(), message_id=f"b{i}")
+        deadline = time.monotonic() + 30
+        while sum(got["first"]) + sum(got["second"]) < 210:
+            assert time.monotonic() < deadline, got
+            time.sleep(0.05)
+        assert sum(got["second"]) > 0, got
+    finally:
+        for trigger in (first, second):
+            trigger.stop.set()
+        for thread in threads:
+            thread.join(10)
+    assert drain_queue(events.ORDER_EVENTS) == []  # every message acked once

@@ -7,6 +7,7 @@ import pytest
 
 import infra.local.__main__ as local
 from infra.local import http_server
+from tests.unit.test_compose import env_example
 
 
 @pytest.mark.parametrize(("count", "names"), [
@@ -19,7 +20,9 @@ def test_projector_consumers_are_numbered_services(
     monkeypatch.setenv("PROJECTOR_CONSUMERS", count)
     projectors = [s for s in local.services() if s.name.startswith("projector")]
     assert [s.name for s in projectors] == names
-    assert all(s.argv[-1] == "infra.local.queue_trigger" for s in projectors)
+    assert all(s.argv[-3:-1] == ["infra.local.queue_trigger", "--priority"] for s in projectors)
+    # the first has the highest priority: the broker feeds the others only under a backlog
+    assert [int(s.argv[-1]) for s in projectors] == list(range(len(names) - 1, -1, -1))
 
 
 def test_two_projector_consumers_by_default(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -44,3 +47,12 @@ def test_an_unknown_server_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("HTTP_SERVER", "waitress")
     with pytest.raises(SystemExit, match="HTTP_SERVER must be one of"):
         http_server.chosen()
+
+
+@pytest.mark.parametrize("port", ["command", "query"])
+def test_port_sizing_defaults_match_env_example(port: str) -> None:
+    example = env_example()
+    variables = http_server.SIZING_VARIABLES[port]
+    assert tuple(int(example[v]) for v in variables) == http_server.DEFAULT_SIZING[port]
+    assert http_server.sizing(port, {}) == http_server.DEFAULT_SIZING[port]
+    assert http_server.sizing(port, {variables[0]: "3", variables[1]: "5"}) == (3, 5)
