@@ -26,9 +26,12 @@ def wsgi_app() -> Callable[..., Iterable[bytes]]:
 
 
 def function_app() -> Any:
-    """hello_function.py loaded through functions-framework's create_app, exactly as
-    infra/local/gateway.py loads the system's functions."""
+    """hello_function.py loaded through functions-framework's create_app, and its answers
+    buffered into one chunk, exactly as infra/local/gateway.py serves the system's functions."""
     import functions_framework
 
+    from infra.local.gateway import buffered
+
     source = Path(__file__).with_name("hello_function.py")
-    return functions_framework.create_app("hello", str(source), "http")
+    function = functions_framework.create_app("hello", str(source), "http")
+    return lambda environ, start_response: buffered(function(environ, start_response))
