@@ -89,9 +89,20 @@ def hourly_sales(start: datetime, end: datetime) -> dict[str, Any]:
 # How far below the newest projected outbox id to look for events projected out of order.
 HOLE_WINDOW = 10_000
 
-LAST_PROCESSED = "SELECT max(processed_at), max(outbox_id) FROM processed_events"
-PROJECTED_IN_WINDOW = """
-SELECT count(*) FROM processed_events WHERE outbox_id > %s AND outbox_id <= %s
+# The read side in one round trip: the newest projected event, the window below it (from
+# `known`, or HOLE_WINDOW ids down) and how many of its ids are projected.
+READ_SIDE = """
+WITH newest AS (
+    SELECT max(processed_at) AS at, coalesce(max(outbox_id), 0) AS id FROM processed_events
+), window_ AS (
+    SELECT at, id AS high,
+           greatest(0, id - %(hole_window)s, CASE WHEN %(known)s > id THEN 0 ELSE %(known)s END)
+               AS low
+    FROM newest
+)
+SELECT at, high, low,
+       (SELECT count(*) FROM processed_events WHERE outbox_id > low AND outbox_id <= high)
+FROM window_
 """
 PROJECTED_IDS_IN_WINDOW = """
 SELECT outbox_id FROM processed_events WHERE outbox_id > %s AND outbox_id <= %s
@@ -115,14 +126,13 @@ def sync_status() -> dict[str, Any]:
     oldest of them, 0 when there are none.
     """
     database = settings().analytics_database_url
+    known = _projected_through.get(database, 0)
     with db.analytics_pool().connection() as read:
-        last_processed, newest = read.execute(LAST_PROCESSED).fetchone()
-        newest = newest or 0
-        known = _projected_through.get(database, 0)
-        if known > newest:  # the read database was emptied and is being rebuilt
-            known = 0
-        low = max(0, newest - HOLE_WINDOW, known)
-        projected_in_window = read.execute(PROJECTED_IN_WINDOW, (low, newest)).fetchone()[0]
+        last_processed, newest, low, projected_in_window = read.execute(
+            READ_SIDE, {"hole_window": HOLE_WINDOW, "known": known}
+        ).fetchone()
+    if known > newest:  # the read database was emptied and is being rebuilt
+        known = 0
     # every id in (low, newest] projected: no holes, whatever the outbox holds there
     no_holes = projected_in_window == newest - low
     _projected_through[database] = newest if no_holes else known

@@ -178,3 +178,17 @@ def test_sync_status_finds_holes_above_a_range_it_knows_is_complete(fresh_stack)
     assert queries.sync_status()["pendingEvents"] == 1  # past the newest projected one
     _project_ids(d)
     assert queries.sync_status()["pendingEvents"] == 0
+
+
+def test_sync_status_after_the_read_side_is_emptied_counts_everything_again(fresh_stack):
+    """A read database emptied for a rebuild: what sync-status remembered as complete no
+    longer holds, so it counts from the start again."""
+    rows = _outbox_rows(4)
+    _project_ids(*rows)
+    assert queries.sync_status()["pendingEvents"] == 0  # remembers: complete through rows[-1]
+
+    read_rows("DELETE FROM processed_events RETURNING outbox_id")
+    _project_ids(rows[0], rows[2])  # the rebuild so far: rows[1] is a hole, rows[3] to come
+    status = queries.sync_status()
+    assert status["pendingEvents"] == 2
+    assert status["lagSeconds"] > 0
