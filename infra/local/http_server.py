@@ -16,12 +16,15 @@ from collections.abc import Mapping
 SERVERS = ("granian", "gunicorn")
 
 # (processes, serving threads per process) of each port, unless <PORT>_WORKERS and
-# <PORT>_THREADS say otherwise. A query is a short read (0.1-0.3 ms in Postgres), so the query
-# port runs one thread per process: no GIL contention, as a platform runs one request per
-# instance (A/B on the development machine, mixed analytics at c32: 4 x 1 gave 4,900-5,100
-# req/s, 2 x 8 3,400-3,600). An order waits on row locks and its commit, so the command port
-# overlaps those waits with threads (4 x 2 and 4 x 4 were no better than 2 x 8 there).
-DEFAULT_SIZING = {"command": (2, 8), "query": (4, 1)}
+# <PORT>_THREADS say otherwise; measured with A/B pairs on the development machine
+# (BENCHMARKS.md). A query is a short read (0.1-0.3 ms in Postgres) and the query port is
+# CPU-bound, so it runs one thread per process: no GIL contention, as a platform runs one
+# request per instance (mixed analytics at c32: 4 x 1 gave 4,900-5,100 req/s, 2 x 8
+# 3,400-3,600). A command mostly waits (row locks, its commit) and the whole command port
+# needs under one core, so one process overlaps those waits with threads and leaves the other
+# core to Postgres and the pipeline (orders/s, two pairs: 1 x 16 1,023 / 1,024 against
+# 2 x 8 882 / 883; 3 x 4 and 4 x 4 were slower still).
+DEFAULT_SIZING = {"command": (1, 16), "query": (4, 1)}
 GRACEFUL_SECONDS = 20
 KEEP_ALIVE_SECONDS = 5
 
@@ -73,6 +76,7 @@ def argv(
             "--blocking-threads", str(threads),
             "--runtime-threads", "1",
             "--workers-kill-timeout", str(GRACEFUL_SECONDS),
+            "--respawn-failed-workers",
             "--no-ws",
             "--log-level", "warning",
         ]  # fmt: skip
