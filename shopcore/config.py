@@ -66,7 +66,7 @@ def settings() -> Settings:
         pool_max_size=_int("DB_POOL_MAX_SIZE", 8),
         max_body_bytes=_int("MAX_BODY_BYTES", 64 * 1024),
         max_order_items=_int("MAX_ORDER_ITEMS", 100),
-        relay_batch_size=_int("RELAY_BATCH_SIZE", 500),
+        relay_batch_size=_int("RELAY_BATCH_SIZE", 1000),
         relay_budget_seconds=_float("RELAY_BUDGET_SECONDS", 10.0),
         relay_watch=os.environ.get("RELAY_WATCH", "true").lower() == "true",
         command_api_keys=tuple(
