@@ -49,7 +49,7 @@ reconcile: install
 soak: install services
 	$(PY) -m infra.soak
 
-## the benchmark suite, medians of 3 runs (about 10 minutes; needs wrk and pgbench)
+## the benchmark suite, medians of 3 runs (4-10 minutes; needs wrk and pgbench)
 bench: install services
 	$(VENV)/bin/pip install --quiet -e '.[bench]'
 	command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)
