@@ -25,6 +25,10 @@ SERVERS = ("granian", "gunicorn")
 # core to Postgres and the pipeline (orders/s, two pairs: 1 x 16 1,023 / 1,024 against
 # 2 x 8 882 / 883; 3 x 4 and 4 x 4 were slower still).
 DEFAULT_SIZING = {"command": (1, 16), "query": (4, 1)}
+SIZING_VARIABLES = {
+    "command": ("COMMAND_WORKERS", "COMMAND_THREADS"),
+    "query": ("QUERY_WORKERS", "QUERY_THREADS"),
+}
 GRACEFUL_SECONDS = 20
 KEEP_ALIVE_SECONDS = 5
 
@@ -36,18 +40,10 @@ def chosen() -> str:
     return server
 
 
-SIZING_VARIABLES = {
-    "command": ("COMMAND_WORKERS", "COMMAND_THREADS"),
-    "query": ("QUERY_WORKERS", "QUERY_THREADS"),
-}
-
-
 def sizing(port: str, env: Mapping[str, str] = os.environ) -> tuple[int, int]:
     """(workers, threads) for `port` ("command" or "query")."""
-    (workers, threads), (workers_variable, threads_variable) = (
-        DEFAULT_SIZING[port],
-        SIZING_VARIABLES[port],
-    )
+    workers_variable, threads_variable = SIZING_VARIABLES[port]
+    workers, threads = DEFAULT_SIZING[port]
     return int(env.get(workers_variable, workers)), int(env.get(threads_variable, threads))
 
 
