@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import threading
 import time
 from collections import defaultdict
@@ -168,6 +169,27 @@ def test_chunked_oversized_body_is_413(system):
     r = requests.post(f"{system.command_url}/api/products", data=chunks())
     assert r.status_code == 413
     assert r.json()["error"]
+
+
+def test_an_oversized_declared_body_is_refused_before_it_is_uploaded(system):
+    """As an API gateway would: a Content-Length over MAX_BODY_BYTES gets its 413 while the
+    upload has barely begun (functions-framework alone would read all of it into memory first),
+    and the port goes on serving."""
+    head = (
+        "POST /api/products HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {200 * 1024 * 1024}\r\n\r\n"
+    )
+    with socket.create_connection(("127.0.0.1", system.command_port), timeout=10) as conn:
+        conn.sendall(head.encode() + b"x" * 65536)
+        answer = conn.recv(65536)
+    status, _, rest = answer.partition(b"\r\n")
+    assert status.startswith(b"HTTP/1.1 413"), answer[:200]
+    assert b'"error"' in rest
+    ok = requests.post(
+        f"{system.command_url}/api/products",
+        json={"name": "after", "category": "oversize", "price": 1, "stock": 1},
+    )
+    assert ok.status_code == 201
 
 
 def test_killing_the_projector_trigger_mid_stream_loses_nothing(system, unique):

@@ -3,10 +3,14 @@ projector consumers."""
 
 from __future__ import annotations
 
+import io
+
 import pytest
 
 import infra.local.__main__ as local
-from infra.local import http_server
+from infra.local import gateway, http_server
+from shopcore import jsonio
+from shopcore.config import settings
 from tests.unit.test_compose import env_example
 
 
@@ -56,3 +60,37 @@ def test_port_sizing_defaults_match_env_example(port: str) -> None:
     assert tuple(int(example[v]) for v in variables) == http_server.DEFAULT_SIZING[port]
     assert http_server.sizing(port, {}) == http_server.DEFAULT_SIZING[port]
     assert http_server.sizing(port, {variables[0]: "3", variables[1]: "5"}) == (3, 5)
+
+
+def test_the_gateway_refuses_a_declared_oversized_body_without_calling_the_function(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("MAX_BODY_BYTES", "100")
+    settings.cache_clear()
+    try:
+        statuses: list[str] = []
+        environ = {
+            "REQUEST_METHOD": "POST",
+            "PATH_INFO": "/api/products",
+            "CONTENT_LENGTH": "101",
+            "wsgi.input": io.BytesIO(b"x" * 101),
+        }
+        answer = gateway._over_the_body_limit(environ, lambda s, h: statuses.append(s))
+        assert statuses == ["413 Payload Too Large"]
+        assert jsonio.loads(b"".join(answer or [])) == {
+            "error": "request body is larger than 100 bytes",
+            "limit": 100,
+        }
+        environ["CONTENT_LENGTH"] = "100"
+        assert gateway._over_the_body_limit(environ, lambda s, h: statuses.append(s)) is None
+    finally:
+        settings.cache_clear()
+
+
+def test_a_chunked_body_is_cut_one_byte_past_the_limit() -> None:
+    capped = gateway._CappedInput(io.BytesIO(b"a\nbc\n" + b"x" * 50), 8)
+    assert capped.readline() == b"a\n"
+    assert capped.read(3) == b"bc\n"
+    assert capped.read() == b"xxx"  # 8 bytes in all
+    assert capped.read() == b""
+    assert gateway._CappedInput(io.BytesIO(b"short"), 8).read() == b"short"
