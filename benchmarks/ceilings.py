@@ -5,7 +5,7 @@
   schema with 1,000 products;
 - RabbitMQ: publishing with windowed confirms and consuming with prefetch and multiple acks
   (benchmarks/amqp.py);
-- a hello-world under the system's HTTP stack (infra/local/http_server.py) with the command port's
+- a hello-world under the system's HTTP stack (infra/local/http_server.py) with the query port's
   workers and threads, once as a raw WSGI app (the server's own ceiling) and once as a
   functions-framework function (what the framework leaves of it).
 """

@@ -37,11 +37,9 @@ def emit(level: int, **fields: Any) -> None:
 
 
 @contextmanager
-def invocation(
-    function: str, ok_level: int = logging.INFO, **fields: Any
-) -> Iterator[dict[str, Any]]:
-    """Time the block and log it, at `ok_level` unless its outcome is an error; the block may
-    add fields to the yielded dict and lower the level by setting `record["level"]`."""
+def invocation(function: str, **fields: Any) -> Iterator[dict[str, Any]]:
+    """Time the block and log it (INFO, ERROR for an error outcome); the block may add fields
+    to the yielded dict and lower the level by setting `record["level"]`."""
     record: dict[str, Any] = {"function": function, **fields}
     started = time.perf_counter()
     try:
@@ -53,5 +51,5 @@ def invocation(
     finally:
         record.setdefault("outcome", "ok")
         record["durationMs"] = round((time.perf_counter() - started) * 1000, 2)
-        level = record.pop("level", ok_level)
+        level = record.pop("level", logging.INFO)
         emit(logging.ERROR if record["outcome"] == "error" else level, **record)

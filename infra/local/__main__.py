@@ -2,8 +2,8 @@
 
 Checks Postgres and RabbitMQ, applies migrations, declares the broker topology, then runs:
   - the command API on COMMAND_SERVICE_PORT (create_product, create_order) and the query API
-    on QUERY_SERVICE_PORT (analytics): gunicorn, the functions in-process behind one WSGI
-    dispatcher per port, COMMAND_/QUERY_WORKERS x _THREADS chosen deliberately;
+    on QUERY_SERVICE_PORT (analytics): granian (HTTP_SERVER), the functions in-process behind
+    one WSGI dispatcher per port, COMMAND_/QUERY_WORKERS x _THREADS chosen deliberately;
   - the relay's schedule trigger and the projector's queue trigger (PROJECTOR_CONSUMERS
     processes of it).
 A process that dies is restarted, as a platform would. SIGTERM or Ctrl-C: every process gets

@@ -19,7 +19,7 @@ from typing import Any
 import functions_framework
 
 from infra.functions import FUNCTIONS, Function
-from shopcore import jsonio
+from shopcore import http, jsonio
 from shopcore.config import settings
 
 WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
@@ -73,8 +73,7 @@ def _over_the_body_limit(
     limit = settings().max_body_bytes
     length = environ.get("CONTENT_LENGTH") or ""
     if length.isdigit() and int(length) > limit:
-        message = f"request body is larger than {limit} bytes"
-        return _json(start_response, "413 Payload Too Large", {"error": message, "limit": limit})
+        return _json(start_response, "413 Payload Too Large", http.too_large(limit).body())
     if not length and "chunked" in environ.get("HTTP_TRANSFER_ENCODING", "").lower():
         environ["wsgi.input"] = _CappedInput(environ["wsgi.input"], limit + 1)
     return None
