@@ -45,9 +45,18 @@ class BatchOutcome:
     event_ids: list[str] = field(default_factory=list)
 
 
+_MAX_BIGINT = 2**63 - 1
+
+
 def _outbox_id(message: QueueMessage) -> int | None:
+    """The relay's `ce-sequence` header as an outbox id; None when absent or not one. Checked
+    before int() reads it: int() raises ValueError for '²' (a digit to str.isdigit) and for
+    more than 4300 digits, and takes other scripts' digits ('١٢' is 12)."""
     sequence = message.header("ce-sequence")
-    return int(sequence) if sequence and sequence.isdigit() else None
+    if not sequence or len(sequence) > 19 or not sequence.isascii() or not sequence.isdigit():
+        return None
+    value = int(sequence)
+    return value if value <= _MAX_BIGINT else None
 
 
 def project_batch(messages: list[QueueMessage], dead_letter: DeadLetter = park) -> BatchOutcome:

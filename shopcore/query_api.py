@@ -25,12 +25,25 @@ _routes = Map(
 )
 
 
+_MAX_ID_DIGITS = len(str(MAX_BIGINT))
+
+
 def _id(value: str, name: str) -> int:
-    if not value.isascii() or not value.isdigit() or not 1 <= int(value) <= MAX_BIGINT:
+    """A path id: ASCII digits only (no sign, space, underscore or other script's digits),
+    1..MAX_BIGINT; leading zeros allowed. Its length is checked before int() reads it: int()
+    refuses more than 4300 digits with a ValueError and takes other scripts' digits."""
+    digits = value.lstrip("0")
+    if (
+        not 1 <= len(digits) <= _MAX_ID_DIGITS
+        or not digits.isascii()
+        or not digits.isdigit()
+        or int(digits) > MAX_BIGINT
+    ):
         raise errors.InvalidInput(
-            f"{name}: must be a positive integer, got {value[:50]!r}", field=name
+            f"{name}: must be a positive integer at most {MAX_BIGINT}, got {value[:50]!r}",
+            field=name,
         )
-    return int(value)
+    return int(digits)
 
 
 def _category(value: str) -> str:

@@ -6,7 +6,7 @@ here refuse what marshmallow would otherwise coerce: booleans as integers, strin
 
 from __future__ import annotations
 
-from decimal import Decimal
+from decimal import Context, Decimal, InvalidOperation
 from typing import Any
 
 from marshmallow import Schema, ValidationError, fields, validates
@@ -19,6 +19,9 @@ MAX_INT = 2**31 - 1
 MAX_PRICE = Decimal("1000000000")  # 1e9 per unit keeps every total inside numeric(24,2)
 MAX_QUANTITY = 1_000_000
 CENT = Decimal("0.01")
+# Rounding to cents happens only below MAX_PRICE (at most 12 digits); a context of its own keeps
+# it exact whatever the thread's context is, and an invalid operation an error, never a NaN.
+_CENTS = Context(prec=28, traps=[InvalidOperation])
 
 
 class StrictInteger(fields.Field):
@@ -37,7 +40,12 @@ class StrictInteger(fields.Field):
 
 
 class Money(fields.Field):
-    """A JSON number >= 0 with at most 2 decimal places, as a Decimal quantized to cents."""
+    """A JSON number >= 0 with at most 2 decimal places, as a Decimal quantized to cents.
+
+    Any exponent and digit count `jsonio.loads` lets through (1E+999999999999999999, 10**4000,
+    1E-999999999999999999) is refused by comparisons alone, before any arithmetic: comparing
+    never raises, while quantizing a huge value would (decimal.InvalidOperation).
+    """
 
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> Decimal:
         if isinstance(value, bool) or not isinstance(value, int | Decimal):
@@ -47,9 +55,13 @@ class Money(fields.Field):
             raise ValidationError("must be a number >= 0")
         if amount > MAX_PRICE:
             raise ValidationError(f"must be at most {MAX_PRICE}")
-        if amount != amount.quantize(CENT):
+        try:
+            cents = amount.quantize(CENT, context=_CENTS)
+        except ArithmeticError:  # not reachable below MAX_PRICE; a 400 all the same
+            raise ValidationError(f"must be a number between 0 and {MAX_PRICE}") from None
+        if amount != cents:
             raise ValidationError("must have at most 2 decimal places")
-        return amount.quantize(CENT).copy_abs()  # -0 is 0
+        return cents.copy_abs()  # -0 is 0
 
 
 class Label(fields.Field):
