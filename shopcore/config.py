@@ -41,6 +41,13 @@ class Settings:
     relay_watch: bool
     # API keys the command API accepts; empty: no key needed
     command_api_keys: tuple[str, ...]
+    # origins whose pages may call the APIs from a browser (CORS); empty: none
+    cors_allowed_origins: tuple[str, ...]
+
+
+def _list(name: str) -> tuple[str, ...]:
+    """A comma-separated variable, blanks dropped."""
+    return tuple(item.strip() for item in os.environ.get(name, "").split(",") if item.strip())
 
 
 def _url(name: str, default: str) -> str:
@@ -69,7 +76,6 @@ def settings() -> Settings:
         relay_batch_size=_int("RELAY_BATCH_SIZE", 1000),
         relay_budget_seconds=_float("RELAY_BUDGET_SECONDS", 10.0),
         relay_watch=os.environ.get("RELAY_WATCH", "true").lower() == "true",
-        command_api_keys=tuple(
-            k.strip() for k in os.environ.get("COMMAND_API_KEYS", "").split(",") if k.strip()
-        ),
+        command_api_keys=_list("COMMAND_API_KEYS"),
+        cors_allowed_origins=tuple(o.rstrip("/") for o in _list("CORS_ALLOWED_ORIGINS")),
     )

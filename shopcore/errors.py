@@ -18,9 +18,13 @@ class ShopError(Exception):
     def body(self) -> dict[str, Any]:
         return {"error": self.message, **self.details}
 
+    def headers(self) -> dict[str, str]:
+        """Headers the answer must carry besides its content type."""
+        return {}
+
 
 class InvalidInput(ShopError):
-    """Malformed request: not JSON, wrong types, missing fields, out of range."""
+    """Malformed request: not JSON, wrong types, missing fields, out of range, cut short."""
 
     status = 400
 
@@ -40,9 +44,39 @@ class NotFound(ShopError):
 class MethodNotAllowed(ShopError):
     status = 405
 
+    def __init__(self, message: str, *, allowed: list[str]) -> None:
+        super().__init__(message, allowed=allowed)
+
+    def headers(self) -> dict[str, str]:
+        return {"Allow": ", ".join(self.details["allowed"])}
+
+
+class RequestTimeout(ShopError):
+    """The client did not send its headers or body within the deadline."""
+
+    status = 408
+
 
 class PayloadTooLarge(ShopError):
     status = 413
+
+
+class URITooLong(ShopError):
+    status = 414
+
+
+class UnsupportedMediaType(ShopError):
+    status = 415
+
+
+class HeaderFieldsTooLarge(ShopError):
+    status = 431
+
+
+class Forbidden(ShopError):
+    """A cross-origin preflight from an origin (or for a method) that is not allowed."""
+
+    status = 403
 
 
 class Unauthorized(ShopError):

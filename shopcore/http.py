@@ -1,8 +1,9 @@
 """What every HTTP function shares: JSON bodies in, JSON answers out, one error shape.
 
-A function's entry point is `respond(request, handler, function)`: it answers GET .../health and
-GET .../openapi.json (its API's document) itself, turns every ShopError into its status and
-`{"error": ...}`, and never lets a stack trace reach a client.
+A function's entry point is `respond(request, handler, function, methods)`: it answers
+GET .../health and GET .../openapi.json (its API's document) and CORS preflights itself,
+refuses what shopcore/admission refuses before the body is read, turns every ShopError into its
+status and `{"error": ...}`, and never lets a stack trace reach a client.
 """
 
 from __future__ import annotations
@@ -14,9 +15,9 @@ from typing import Any
 
 import flask
 import psycopg
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import ClientDisconnected, HTTPException
 
-from shopcore import errors, jsonio, logs, openapi
+from shopcore import admission, cors, errors, jsonio, logs, openapi
 from shopcore.config import settings
 
 log = logging.getLogger("shopcore.http")
@@ -24,40 +25,52 @@ log = logging.getLogger("shopcore.http")
 Handler = Callable[[flask.Request], tuple[int, Any]]
 
 
-def json_response(status: int, body: Any) -> flask.Response:
-    return flask.Response(jsonio.dumps(body), status=status, mimetype="application/json")
-
-
-def too_large(limit: int) -> errors.PayloadTooLarge:
-    """The 413 for a body over `limit` bytes (the functions' and the local gateway's)."""
-    return errors.PayloadTooLarge(f"request body is larger than {limit} bytes", limit=limit)
+def json_response(status: int, body: Any, headers: dict[str, str] | None = None) -> flask.Response:
+    return flask.Response(
+        jsonio.dumps(body), status=status, mimetype="application/json", headers=headers
+    )
 
 
 def read_json(request: flask.Request) -> Any:
-    """The request body as JSON (numbers as Decimal), within the size limit."""
+    """The request body as JSON (numbers as Decimal), within the size limit. The media type
+    and the declared length were checked before (`respond`, shopcore/admission)."""
     limit = settings().max_body_bytes
-    if request.content_length is not None and request.content_length > limit:
-        raise too_large(limit)
     # Read one byte past the limit so a body without Content-Length cannot stream forever.
-    raw = request.stream.read(limit + 1)
+    try:
+        raw = request.stream.read(limit + 1)
+    except ClientDisconnected:
+        raw = b""  # werkzeug's way of saying the body ended early; refused just below
     if len(raw) > limit:
-        raise too_large(limit)
+        raise admission.too_large(limit)
+    declared = request.content_length
+    if declared is not None and len(raw) < declared:
+        # the client stopped sending (or closed) before the end: never act on part of a body
+        raise errors.InvalidInput(
+            f"request body ended before its Content-Length ({declared} bytes)"
+        )
     if not raw.strip():
         raise errors.InvalidInput("request body is empty; expected a JSON object")
     try:
         return jsonio.loads(raw)
+    except jsonio.UnreadableNumber as exc:
+        located = {"field": exc.path} if exc.path else {}
+        raise errors.InvalidInput(str(exc), **located) from None
     except (ValueError, UnicodeDecodeError) as exc:
         raise errors.InvalidInput(f"request body is not valid JSON: {exc}") from None
     except RecursionError:
         raise errors.InvalidInput("request body is nested too deeply") from None
 
 
-def respond(request: flask.Request, handler: Handler, function: str) -> flask.Response:
-    """Run `handler(request) -> (status, body)`, shape every outcome as JSON, log one line:
-    at DEBUG for a success (the hot path: formatting a line cost ~15 % of an analytics GET's
-    CPU, and platforms log every request themselves), INFO for a 4xx, ERROR for a 5xx."""
+def respond(
+    request: flask.Request, handler: Handler, function: str, methods: tuple[str, ...]
+) -> flask.Response:
+    """Run `handler(request) -> (status, body)` for a request to one of `methods` (HEAD is
+    answered wherever GET is), shape every outcome as JSON, log one line: at DEBUG for a
+    success (the hot path: formatting a line cost ~15 % of an analytics GET's CPU, and
+    platforms log every request themselves), INFO for a 4xx, ERROR for a 5xx."""
     with logs.invocation(function, method=request.method, path=request.path) as record:
-        response = _answer(request, handler, function)
+        response = _answer(request, handler, function, methods)
+        cors.decorate(request, response)
         status = response.status_code
         record["status"] = status
         record["outcome"] = "ok" if status < 500 else "error"
@@ -66,16 +79,28 @@ def respond(request: flask.Request, handler: Handler, function: str) -> flask.Re
         return response
 
 
-def _answer(request: flask.Request, handler: Handler, function: str) -> flask.Response:
+def _answer(
+    request: flask.Request, handler: Handler, function: str, methods: tuple[str, ...]
+) -> flask.Response:
     try:
-        if request.method == "GET" and request.path.rstrip("/").endswith("/health"):
-            return json_response(200, {"status": "ok"})
-        if request.method == "GET" and request.path.endswith("/openapi.json"):
-            return json_response(200, openapi.document(openapi.API_OF[function]))
+        meta = _meta_document(request, function)
+        if meta is not None:
+            methods = ("GET",)
+        admission.admit(
+            request.method,
+            methods,
+            request.headers.get("Content-Type"),
+            request.headers.get("Content-Length"),
+            settings().max_body_bytes,
+        )
+        if request.method == "OPTIONS":
+            return flask.Response(status=204, headers=cors.preflight(request, methods))
+        if meta is not None:
+            return json_response(200, meta())
         status, body = handler(request)
         return json_response(status, body)
     except errors.ShopError as exc:
-        return json_response(exc.status, exc.body())
+        return json_response(exc.status, exc.body(), exc.headers())
     except psycopg.OperationalError as exc:
         log.warning("database unavailable: %s", exc)
         return json_response(503, {"error": "the database is unavailable; retry later"})
@@ -84,6 +109,17 @@ def _answer(request: flask.Request, handler: Handler, function: str) -> flask.Re
     except Exception:
         log.exception("unhandled error serving %s %s", request.method, request.path)
         return json_response(500, {"error": "internal error"})
+
+
+def _meta_document(request: flask.Request, function: str) -> Callable[[], Any] | None:
+    """What every function answers besides its own routes: .../health and .../openapi.json
+    (its API's document)."""
+    path = request.path.rstrip("/")
+    if path.endswith("/health"):
+        return lambda: {"status": "ok"}
+    if path.endswith("/openapi.json"):
+        return lambda: openapi.document(openapi.API_OF[function])
+    return None
 
 
 def json_errors(errorhandler: Callable[[type[Exception]], Callable[[Any], Any]]) -> None:
@@ -109,11 +145,4 @@ def require_api_key(request: flask.Request) -> None:
     if not offered or not any(matches):
         raise errors.Unauthorized(
             "a valid API key is required (X-API-Key header or Authorization: Bearer)"
-        )
-
-
-def require_method(request: flask.Request, *allowed: str) -> None:
-    if request.method not in allowed:
-        raise errors.MethodNotAllowed(
-            f"method {request.method} is not allowed here", allowed=list(allowed)
         )

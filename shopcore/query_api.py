@@ -10,7 +10,7 @@ import flask
 from werkzeug.exceptions import MethodNotAllowed, NotFound
 from werkzeug.routing import Map, Rule
 
-from shopcore import errors, http, jsonio, queries
+from shopcore import errors, jsonio, queries
 from shopcore.schemas import MAX_BIGINT
 
 _routes = Map(
@@ -93,7 +93,6 @@ _handlers: dict[str, Callable[[flask.Request, dict[str, str]], dict[str, Any]]] 
 
 
 def dispatch(request: flask.Request) -> tuple[int, dict[str, Any]]:
-    http.require_method(request, "GET", "HEAD")
     try:
         endpoint, args = _routes.bind("").match(request.path)
     except (NotFound, MethodNotAllowed):

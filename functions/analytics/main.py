@@ -10,7 +10,7 @@ logs.configure()
 
 @functions_framework.http
 def analytics(request: flask.Request) -> flask.Response:
-    return http.respond(request, query_api.dispatch, function="analytics")
+    return http.respond(request, query_api.dispatch, function="analytics", methods=("GET",))
 
 
 http.json_errors(functions_framework.errorhandler)

@@ -9,14 +9,13 @@ logs.configure()
 
 
 def handle(request: flask.Request) -> tuple[int, dict]:
-    http.require_method(request, "POST")
     http.require_api_key(request)
     return 201, {"orderId": commands.create_order(http.read_json(request))}
 
 
 @functions_framework.http
 def create_order(request: flask.Request) -> flask.Response:
-    return http.respond(request, handle, function="create_order")
+    return http.respond(request, handle, function="create_order", methods=("POST",))
 
 
 http.json_errors(functions_framework.errorhandler)

@@ -9,14 +9,13 @@ logs.configure()
 
 
 def handle(request: flask.Request) -> tuple[int, dict]:
-    http.require_method(request, "POST")
     http.require_api_key(request)
     return 201, {"productId": commands.create_product(http.read_json(request))}
 
 
 @functions_framework.http
 def create_product(request: flask.Request) -> flask.Response:
-    return http.respond(request, handle, function="create_product")
+    return http.respond(request, handle, function="create_product", methods=("POST",))
 
 
 http.json_errors(functions_framework.errorhandler)

@@ -2,11 +2,11 @@
 
 Each function is loaded through functions-framework's `create_app`, exactly as it would be
 served alone; the dispatcher only picks which app answers a path. No proxy hop: a request
-costs what it would cost on the function itself.
+costs what it would cost on the function itself. The edge server (infra/local/edge) serves it:
 
-    granian --interface wsgi --factory infra.local.gateway:command_port   # POST /api/products,
-                                                                          # POST /api/orders
-    granian --interface wsgi --factory infra.local.gateway:query_port     # GET /api/analytics/*
+    python -m infra.local.edge infra.local.gateway:command_port ...  # POST /api/products,
+                                                                     # POST /api/orders
+    python -m infra.local.edge infra.local.gateway:query_port ...    # GET /api/analytics/*
 Both answer GET /health. `infra/local/http_server.py` builds these command lines.
 """
 
@@ -14,15 +14,18 @@ from __future__ import annotations
 
 import gc
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from typing import Any
 
 import functions_framework
 
 from infra.functions import FUNCTIONS, Function
-from shopcore import http, jsonio
+from shopcore import admission, errors, jsonio
 from shopcore.config import settings
 
 WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
+# Every function answers these itself (shopcore/http.py); the gateway sends them to the first.
+META_PATHS = ("/health", "/openapi.json")
 
 
 def load(function: Function) -> WSGIApp:
@@ -31,12 +34,14 @@ def load(function: Function) -> WSGIApp:
     )
 
 
-def _json(start_response: Callable[..., Any], status: str, body: dict[str, Any]) -> list[bytes]:
-    data = jsonio.dumps(body).encode()
-    start_response(
-        status, [("Content-Type", "application/json"), ("Content-Length", str(len(data)))]
-    )
-    return [data]
+@dataclass(frozen=True)
+class Route:
+    prefix: str
+    methods: tuple[str, ...]
+    app: WSGIApp
+
+    def matches(self, path: str) -> bool:
+        return path == self.prefix or path.startswith(self.prefix + "/")
 
 
 class Gateway:
@@ -45,74 +50,51 @@ class Gateway:
 
     def __init__(self, port: str) -> None:
         functions = [f for f in FUNCTIONS if f.port == port]
-        self.routes = [(path, load(f)) for f in functions for _method, path in f.routes]
-        self.health_app = self.routes[0][1]
+        self.routes = [
+            Route(path, (method,), load(f)) for f in functions for method, path in f.routes
+        ]
+        self.meta = [Route(path, ("GET",), self.routes[0].app) for path in META_PATHS]
+
+    def route(self, path: str) -> Route | None:
+        if path.rstrip("/") in META_PATHS:
+            path = path.rstrip("/")
+        return next((r for r in (*self.meta, *self.routes) if r.matches(path)), None)
+
+    def admit(
+        self, method: str, path: str, header: Callable[[bytes], str | None]
+    ) -> errors.ShopError | None:
+        """What the edge refuses before reading a body, in the contract's order: an unknown
+        path 404, then the function's own checks (405, 415, 413: shopcore/admission)."""
+        route = self.route(path)
+        if route is None:
+            return _no_such_endpoint(path)
+        try:
+            admission.admit(
+                method,
+                route.methods,
+                header(b"content-type"),
+                header(b"content-length"),
+                settings().max_body_bytes,
+            )
+        except errors.ShopError as exc:
+            return exc
+        return None
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
-        refused = _over_the_body_limit(environ, start_response)
-        if refused is not None:
-            return refused
-        path = environ.get("PATH_INFO", "")
-        if path.rstrip("/") in ("/health", "/openapi.json"):  # every function answers these
-            return buffered(self.health_app(environ, start_response))
-        for prefix, app in self.routes:
-            if path == prefix or path.startswith(prefix + "/"):
-                return buffered(app(environ, start_response))
-        return _json(start_response, "404 Not Found", {"error": f"no such endpoint: {path}"})
+        route = self.route(environ.get("PATH_INFO", ""))
+        if route is not None:
+            return route.app(environ, start_response)
+        error = _no_such_endpoint(environ.get("PATH_INFO", ""))
+        data = jsonio.dumps(error.body()).encode()
+        start_response(
+            "404 Not Found",
+            [("Content-Type", "application/json"), ("Content-Length", str(len(data)))],
+        )
+        return [data]
 
 
-def _over_the_body_limit(
-    environ: dict[str, Any], start_response: Callable[..., Any]
-) -> list[bytes] | None:
-    """The payload limit an API gateway enforces, before functions-framework sees the request:
-    functions-framework reads every body to its end before answering (its `read_request`
-    hook), so without this a 200 MiB POST was held in the worker's memory (RSS 49 -> 254 MiB)
-    and its 413 sent only once it was all uploaded. A declared length over MAX_BODY_BYTES is
-    refused at once; a body without one (chunked) is cut one byte past the limit, so the
-    function sees that it is too large and answers 413 itself."""
-    limit = settings().max_body_bytes
-    length = environ.get("CONTENT_LENGTH") or ""
-    if length.isdigit() and int(length) > limit:
-        return _json(start_response, "413 Payload Too Large", http.too_large(limit).body())
-    if not length and "chunked" in environ.get("HTTP_TRANSFER_ENCODING", "").lower():
-        environ["wsgi.input"] = _CappedInput(environ["wsgi.input"], limit + 1)
-    return None
-
-
-class _CappedInput:
-    """A request body that ends after `cap` bytes, or where the body itself ends."""
-
-    def __init__(self, stream: Any, cap: int) -> None:
-        self._stream = stream
-        self._left = cap
-
-    def _size(self, size: int | None) -> int:
-        return self._left if size is None or size < 0 else min(size, self._left)
-
-    def read(self, size: int | None = -1) -> bytes:
-        data = self._stream.read(self._size(size)) if self._left > 0 else b""
-        self._left -= len(data)
-        return data
-
-    def readline(self, size: int | None = -1) -> bytes:
-        data = self._stream.readline(self._size(size)) if self._left > 0 else b""
-        self._left -= len(data)
-        return data
-
-
-def buffered(body: Iterable[bytes]) -> list[bytes]:
-    """The answer as one chunk in a list (every answer here is a small JSON document). Flask
-    returns an iterator, which granian drains with a round trip between Rust and Python per
-    chunk: that was 15 % of a command-port process's CPU under load (py-spy --gil); a list
-    it writes in one call. Closing the iterator ends Flask's request context, as WSGI asks."""
-    if isinstance(body, list):
-        return body
-    try:
-        return [b"".join(body)]
-    finally:
-        close = getattr(body, "close", None)
-        if close is not None:
-            close()
+def _no_such_endpoint(path: str) -> errors.NotFound:
+    return errors.NotFound(f"no such endpoint: {path[:200]}")
 
 
 def _serving(gateway: Gateway) -> Gateway:

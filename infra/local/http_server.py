@@ -1,10 +1,8 @@
-"""The HTTP server behind each local port, and behind the benchmark's hello-world ceilings.
-
-`HTTP_SERVER` picks it: `granian` (default) or `gunicorn`. Both serve the same WSGI app
-(`infra.local.gateway`) with `workers` processes of `threads` serving threads each. granian
-parses HTTP in Rust and only the app runs in Python; measured on the development machine
-(wrk c32, 2 x 8): a functions-framework hello world 20.9k req/s under granian against
-10.9k under gunicorn gthread (BENCHMARKS.md).
+"""The command line of the HTTP server behind each local port (and behind the benchmark's
+hello-world ceiling): the edge server (infra/local/edge), serving a WSGI app built by a
+factory with `workers` processes of `threads` serving threads each. The edge reads a whole
+request on its event loop before a serving thread sees it, so slow clients cannot hold the
+threads (README, "The edge").
 """
 
 from __future__ import annotations
@@ -12,8 +10,6 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Mapping
-
-SERVERS = ("granian", "gunicorn")
 
 # (processes, serving threads per process) of each port, unless <PORT>_WORKERS and
 # <PORT>_THREADS say otherwise; measured with A/B pairs on the development machine
@@ -29,15 +25,6 @@ SIZING_VARIABLES = {
     "command": ("COMMAND_WORKERS", "COMMAND_THREADS"),
     "query": ("QUERY_WORKERS", "QUERY_THREADS"),
 }
-GRACEFUL_SECONDS = 20
-KEEP_ALIVE_SECONDS = 5
-
-
-def chosen() -> str:
-    server = os.environ.get("HTTP_SERVER", "granian").strip().lower()
-    if server not in SERVERS:
-        raise SystemExit(f"HTTP_SERVER must be one of {', '.join(SERVERS)}, not {server!r}")
-    return server
 
 
 def sizing(port: str, env: Mapping[str, str] = os.environ) -> tuple[int, int]:
@@ -54,35 +41,15 @@ def argv(
     port: int | str,
     workers: int | str,
     threads: int | str,
-    server: str | None = None,
     python: str = sys.executable,
 ) -> list[str]:
     """The command serving `factory` ("module:function", called once per worker process
     to build its WSGI app) on host:port. Numbers may be strings (docker-compose's
     `${VAR:-default}`)."""
-    server = server or chosen()
-    if server == "granian":
-        return [
-            python, "-m", "granian", factory,
-            "--factory",
-            "--interface", "wsgi",
-            "--host", host,
-            "--port", str(port),
-            "--workers", str(workers),
-            "--blocking-threads", str(threads),
-            "--runtime-threads", "1",
-            "--workers-kill-timeout", str(GRACEFUL_SECONDS),
-            "--respawn-failed-workers",
-            "--no-ws",
-            "--log-level", "warning",
-        ]  # fmt: skip
     return [
-        python, "-m", "gunicorn", f"{factory}()",
-        "--bind", f"{host}:{port}",
-        "--worker-class", "gthread",
+        python, "-m", "infra.local.edge", factory,
+        "--host", host,
+        "--port", str(port),
         "--workers", str(workers),
         "--threads", str(threads),
-        "--graceful-timeout", str(GRACEFUL_SECONDS),
-        "--keep-alive", str(KEEP_ALIVE_SECONDS),
-        "--log-level", "warning",
     ]  # fmt: skip

@@ -11,6 +11,7 @@ import time
 from collections import defaultdict
 from decimal import Decimal
 
+import psycopg
 import pytest
 import requests
 
@@ -139,6 +140,34 @@ def test_new_order_is_visible_within_a_second(system, unique):
     assert shop.wait_until_converged(timeout=5) < 1.0
 
 
+def test_by_default_every_process_connects_as_its_own_role(system, unique):
+    """USE_FUNCTION_ROLES unset (LocalSystem passes none on): every session on the sandbox's
+    databases is a function's role, none the superuser the CONTRACT URLs log in as."""
+    assert "USE_FUNCTION_ROLES" not in system.env
+    shop = Shop(system)
+    product = shop.product("Badge", f"Roles-{unique}", "2.00", 10)
+    assert shop.order(90_002, [(product, 1, "2.00")]) == 201
+    shop.wait_until_converged(timeout=10)
+    shop.get("/api/analytics/sync-status")  # analytics reads the write side's outbox too
+    stack = system.stack
+    with psycopg.connect(stack.database_url) as conn:
+        sessions = set(
+            conn.execute(
+                "SELECT datname, usename FROM pg_stat_activity WHERE datname = ANY(%s)"
+                " AND backend_type = 'client backend' AND pid <> pg_backend_pid()",
+                ([stack.write_db, stack.read_db],),
+            ).fetchall()
+        )
+    write, read = stack.write_db, stack.read_db
+    assert sessions == {
+        (write, "shop_command"),
+        (write, "shop_relay"),
+        (write, "shop_analytics"),
+        (read, "shop_projector"),
+        (read, "shop_analytics"),
+    }
+
+
 @pytest.mark.parametrize(
     ("path", "body", "status"),
     [
@@ -166,7 +195,11 @@ def test_chunked_oversized_body_is_413(system):
         for _ in range(200):
             yield b"x" * 4096
 
-    r = requests.post(f"{system.command_url}/api/products", data=chunks())
+    r = requests.post(
+        f"{system.command_url}/api/products",
+        data=chunks(),
+        headers={"Content-Type": "application/json"},
+    )
     assert r.status_code == 413
     assert r.json()["error"]
 

@@ -87,7 +87,9 @@ def test_unparseable_bodies_are_400(client, raw):
 
 
 def test_oversized_body_is_413(client):
-    response = client.post("/", data='{"name": "' + "x" * 200_000 + '"}')
+    response = client.post(
+        "/", data='{"name": "' + "x" * 200_000 + '"}', content_type="application/json"
+    )
     assert response.status_code == 413
     assert "error" in response.json
 

@@ -110,7 +110,8 @@ def test_each_function_serves_its_document(function):
         raise errors.NotFound("the handler is not reached")
 
     with flask.Flask(__name__).test_request_context("/openapi.json"):
-        response = http.respond(flask.request, handler, function=function.name)
+        methods = tuple(method for method, _path in function.routes)
+        response = http.respond(flask.request, handler, function=function.name, methods=methods)
     assert response.status_code == 200
     assert response.mimetype == "application/json"
     assert response.get_json() == openapi.document(function.port)
