@@ -1,8 +1,8 @@
 """The hello-world ceilings of the HTTP stack, served like the system's ports
-(infra/local/http_server.py: granian or gunicorn, each building the app from a factory).
+(infra/local/http_server.py: the edge server, building the app from a factory).
 
-granian --interface wsgi --factory benchmarks.hello:wsgi_app      # raw WSGI: the server's own
-granian --interface wsgi --factory benchmarks.hello:function_app  # a functions-framework function
+python -m infra.local.edge benchmarks.hello:wsgi_app ...      # raw WSGI: the server's own
+python -m infra.local.edge benchmarks.hello:function_app ...  # a functions-framework function
 """
 
 from __future__ import annotations
@@ -26,12 +26,9 @@ def wsgi_app() -> Callable[..., Iterable[bytes]]:
 
 
 def function_app() -> Any:
-    """hello_function.py loaded through functions-framework's create_app, and its answers
-    buffered into one chunk, exactly as infra/local/gateway.py serves the system's functions."""
+    """hello_function.py loaded through functions-framework's create_app, exactly as
+    infra/local/gateway.py loads the system's functions."""
     import functions_framework
 
-    from infra.local.gateway import buffered
-
     source = Path(__file__).with_name("hello_function.py")
-    function = functions_framework.create_app("hello", str(source), "http")
-    return lambda environ, start_response: buffered(function(environ, start_response))
+    return functions_framework.create_app("hello", str(source), "http")

@@ -2,8 +2,8 @@
 
 Checks Postgres and RabbitMQ, applies migrations, declares the broker topology, then runs:
   - the command API on COMMAND_SERVICE_PORT (create_product, create_order) and the query API
-    on QUERY_SERVICE_PORT (analytics): granian (HTTP_SERVER), the functions in-process behind
-    one WSGI dispatcher per port, COMMAND_/QUERY_WORKERS x _THREADS chosen deliberately;
+    on QUERY_SERVICE_PORT (analytics): the edge server (infra/local/edge) in front of one
+    in-process WSGI dispatcher per port, COMMAND_/QUERY_WORKERS x _THREADS chosen deliberately;
   - the relay's schedule trigger and the projector's queue trigger (PROJECTOR_CONSUMERS
     processes of it).
 A process that dies is restarted, as a platform would. SIGTERM or Ctrl-C: every process gets
@@ -18,8 +18,6 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass
-
-from psycopg.conninfo import make_conninfo
 
 from infra import migrate, preflight
 from infra.local import http_server
@@ -100,8 +98,8 @@ def _projector_consumers() -> list[Service]:
     ]
 
 
-# The database role each part connects as when USE_FUNCTION_ROLES=true (infra/migrations/*/
-# 0002_roles.sql): (variable, role, the CONTRACT URL it derives from)
+# The database role each part connects as (infra/migrations/*/0002_roles.sql), unless
+# USE_FUNCTION_ROLES=false: (variable, role, the CONTRACT URL it derives from)
 FUNCTION_ROLES = (
     ("COMMAND_DATABASE_URL", "shop_command", "database_url"),
     ("RELAY_DATABASE_URL", "shop_relay", "database_url"),
@@ -111,14 +109,38 @@ FUNCTION_ROLES = (
 )
 
 
-def use_function_roles() -> None:
-    """Point each part at its own role, unless its URL is set explicitly. The roles have no
-    password: this suits a local server with trust or peer auth; elsewhere set the URLs."""
+def function_roles_wanted() -> bool:
+    """USE_FUNCTION_ROLES: true (the default) or false, the explicit opt-out."""
+    value = os.environ.get("USE_FUNCTION_ROLES", "true").strip().lower()
+    if value not in ("true", "false"):
+        raise SystemExit(f"error: USE_FUNCTION_ROLES must be true or false, not {value!r}")
+    return value == "true"
+
+
+def use_function_roles() -> set[str]:
+    """Point each part at its own role, unless its URL is set explicitly; return the variables
+    set here. The URL is the CONTRACT URL with the role as its user and no password: this
+    suits a server with trust or peer auth; elsewhere give the roles passwords and set the
+    URLs (README, "Configuration")."""
     cfg = settings()
+    derived = set()
     for variable, role, base in FUNCTION_ROLES:
         if not os.environ.get(variable):
-            os.environ[variable] = make_conninfo(getattr(cfg, base), user=role)
+            os.environ[variable] = preflight.url_as(getattr(cfg, base), role)
+            derived.add(variable)
     settings.cache_clear()
+    return derived
+
+
+def require_function_urls(derived: set[str]) -> None:
+    """Every part can connect with its URL, before anything starts (the contract URLs were
+    proven by the migrations)."""
+    cfg = settings()
+    preflight.require_function_urls(
+        (variable, url, variable in derived)
+        for variable, _role, base in FUNCTION_ROLES
+        if (url := getattr(cfg, variable.lower())) != getattr(cfg, base)
+    )
 
 
 def prepare() -> None:
@@ -173,9 +195,9 @@ def supervise(running: list[Service]) -> None:
 
 
 def main() -> None:
+    wanted = function_roles_wanted()
     prepare()
-    if os.environ.get("USE_FUNCTION_ROLES", "false").lower() == "true":
-        use_function_roles()
+    require_function_urls(use_function_roles() if wanted else set())
     supervise(services())
 
 
