@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import importlib
 import os
+import resource
 import signal
 import socket
 import sys
@@ -33,6 +34,7 @@ CANNOT_LOAD = 3
 
 def serve(factory: str, *, host: str, port: int, workers: int, threads: int) -> int:
     """Serve `factory` ("module:function" returning a WSGI app) until SIGTERM/SIGINT."""
+    _raise_file_limit()
     listener = socket.create_server((host, port), backlog=BACKLOG, reuse_port=False)
     listener.setblocking(False)
     limits = Limits.from_env()
@@ -74,6 +76,14 @@ def serve(factory: str, *, host: str, port: int, workers: int, threads: int) -> 
         children[_spawn(listener, factory, threads, limits)] = number
     listener.close()
     return 1 if failed else 0
+
+
+def _raise_file_limit() -> None:
+    """Every connection is a file descriptor, and slow clients hold theirs for a deadline:
+    take all the process may have (a common soft limit is 1,024)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
 
 def _signal(pid: int, sig: signal.Signals) -> None:
