@@ -9,6 +9,7 @@ status and `{"error": ...}`, and never lets a stack trace reach a client.
 from __future__ import annotations
 
 import hmac
+import io
 import logging
 from collections.abc import Callable
 from typing import Any
@@ -35,14 +36,10 @@ def read_json(request: flask.Request) -> Any:
     """The request body as JSON (numbers as Decimal), within the size limit. The media type
     and the declared length were checked before (`respond`, shopcore/admission)."""
     limit = settings().max_body_bytes
-    # Read one byte past the limit so a body without Content-Length cannot stream forever.
-    try:
-        raw = request.stream.read(limit + 1)
-    except ClientDisconnected:
-        raw = b""  # werkzeug's way of saying the body ended early; refused just below
+    declared = request.content_length
+    raw = _declared_body(request, declared) if declared is not None else _streamed_body(request)
     if len(raw) > limit:
         raise admission.too_large(limit)
-    declared = request.content_length
     if declared is not None and len(raw) < declared:
         # the client stopped sending (or closed) before the end: never act on part of a body
         raise errors.InvalidInput(
@@ -59,6 +56,31 @@ def read_json(request: flask.Request) -> Any:
         raise errors.InvalidInput(f"request body is not valid JSON: {exc}") from None
     except RecursionError:
         raise errors.InvalidInput("request body is nested too deeply") from None
+
+
+def _declared_body(request: flask.Request, declared: int) -> bytes:
+    """A body of declared length (admission has held it to the limit), read straight from the
+    WSGI input, which is then left empty. Through werkzeug's stream, a body shorter than its
+    Content-Length raises when functions-framework drains the request after the answer (its
+    `read_request` hook), turning our 400 into a 500."""
+    stream, raw = request.environ["wsgi.input"], b""
+    while len(raw) < declared:
+        chunk = stream.read(declared - len(raw))
+        if not chunk:
+            break
+        raw += chunk
+    request.environ["wsgi.input"] = io.BytesIO()
+    request.environ["CONTENT_LENGTH"] = "0"
+    return raw
+
+
+def _streamed_body(request: flask.Request) -> bytes:
+    """A body without Content-Length (chunked): one byte past the limit at most, so it cannot
+    stream forever."""
+    try:
+        return request.stream.read(settings().max_body_bytes + 1)
+    except ClientDisconnected:
+        return b""
 
 
 def respond(
