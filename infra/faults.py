@@ -1,37 +1,40 @@
 """Fault injection against a local system: kill its processes, cut its broker connections,
-terminate or refuse its database sessions, restart the broker. Loopback only."""
+terminate or refuse its database sessions, restart its broker. Loopback only.
+
+Each fault hits only what the system under test owns: its processes, its vhost, its
+databases. The machine's broker is shared, so the broker restart takes the node to restart:
+a private node (infra/private_broker.py), never the shared one by default."""
 
 from __future__ import annotations
 
 import os
 import signal
-import subprocess
 
 import psycopg
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+from infra.sandbox import rabbitmqctl
 
 
 def kill(pid: int, sig: signal.Signals = signal.SIGKILL) -> None:
     os.kill(pid, sig)
 
 
-def close_broker_connections(vhost: str) -> None:
-    """Every AMQP connection to `vhost` is closed by the broker, as in a network cut."""
-    subprocess.run(
-        ["rabbitmqctl", "-q", "close_all_connections", "-p", vhost, "fault injection"],
-        check=True, capture_output=True, timeout=60,
-    )  # fmt: skip
+def close_broker_connections(vhost: str, node: str | None = None) -> None:
+    """Every AMQP connection to `vhost` is closed by the broker, as in a network cut (on
+    `node`; None: the CLI's default node). Other vhosts' connections are untouched."""
+    rabbitmqctl(node, "close_all_connections", "-p", vhost, "fault injection")
 
 
-def restart_broker() -> None:
-    """Stop and start the RabbitMQ application (the node stays up): every connection drops,
-    and durable queues come back with their messages."""
-    for action in ("stop_app", "start_app"):
-        subprocess.run(["rabbitmqctl", "-q", action], check=True, capture_output=True, timeout=120)
-    subprocess.run(
-        ["rabbitmqctl", "-q", "await_startup"], check=True, capture_output=True, timeout=120
-    )
+def restart_broker(node: str) -> None:
+    """Stop and start the RabbitMQ application on `node` (its VM stays up): every connection
+    to it drops, and durable queues come back with their messages. Every program on the node
+    is hit, so `node` must be one the caller owns, e.g. a private_rabbitmq()'s."""
+    if not node:
+        raise ValueError("restart_broker needs the node to restart (a private one)")
+    for action in ("stop_app", "start_app", "await_startup"):
+        rabbitmqctl(node, action, timeout=120)
 
 
 def _admin(url: str) -> tuple[str, str]:

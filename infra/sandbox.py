@@ -3,6 +3,8 @@
 Tests, the soak and the benchmarks each run the system in one, so runs never see each
 other's data: every name carries a random id, and the sandbox is dropped afterwards.
 SANDBOX_POSTGRES_URL and SANDBOX_RABBITMQ_URL name the servers (default: this machine's).
+A sandbox can also live on another RabbitMQ node, e.g. a private one a test may restart
+(infra/private_broker.py): pass its AMQP URL and node name to `create`.
 """
 
 from __future__ import annotations
@@ -26,6 +28,8 @@ AMQP_SERVER = os.environ.get("SANDBOX_RABBITMQ_URL", "amqp://guest:guest@127.0.0
 @dataclass(frozen=True)
 class Stack:
     name: str
+    amqp_server: str = AMQP_SERVER  # amqp://user:pass@host:port, without a vhost
+    rabbit_node: str | None = None  # for rabbitmqctl -n; None: the CLI's default node
 
     @property
     def write_db(self) -> str:
@@ -45,7 +49,7 @@ class Stack:
 
     @property
     def broker_url(self) -> str:
-        return f"{AMQP_SERVER}/{quote(self.name, safe='')}"
+        return f"{self.amqp_server}/{quote(self.name, safe='')}"
 
     def env(self) -> dict[str, str]:
         return {
@@ -55,16 +59,25 @@ class Stack:
         }
 
 
-def _rabbitmqctl(*args: str) -> None:
-    subprocess.run(["rabbitmqctl", "-q", *args], check=True, capture_output=True, timeout=60)
+def rabbitmqctl(node: str | None, *args: str, timeout: float = 60) -> str:
+    """rabbitmqctl on `node` (None: the CLI's default node, this machine's broker); its
+    output. Raises CalledProcessError if it fails."""
+    target = ["-n", node] if node else []
+    return subprocess.run(
+        ["rabbitmqctl", "-q", *target, *args],
+        check=True, capture_output=True, text=True, timeout=timeout,
+    ).stdout  # fmt: skip
 
 
-def create(prefix: str = "sandbox") -> Stack:
-    stack = Stack(f"{prefix}_{uuid.uuid4().hex[:10]}")
+def create(
+    prefix: str = "sandbox", amqp_server: str = AMQP_SERVER, node: str | None = None
+) -> Stack:
+    """A new sandbox; its vhost on the broker at `amqp_server` (rabbitmqctl node `node`)."""
+    stack = Stack(f"{prefix}_{uuid.uuid4().hex[:10]}", amqp_server.rstrip("/"), node)
     migrate.apply(stack.database_url, migrate.MIGRATIONS / "write")
     migrate.apply(stack.read_database_url, migrate.MIGRATIONS / "read")
-    _rabbitmqctl("add_vhost", stack.name)
-    _rabbitmqctl("set_permissions", "-p", stack.name, "guest", ".*", ".*", ".*")
+    rabbitmqctl(node, "add_vhost", stack.name)
+    rabbitmqctl(node, "set_permissions", "-p", stack.name, "guest", ".*", ".*", ".*")
     connection = broker.connect(stack.broker_url)
     broker.declare_topology(connection.channel())
     connection.close()
@@ -77,4 +90,4 @@ def drop(stack: Stack) -> None:
             conn.execute(
                 sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
             )
-    _rabbitmqctl("delete_vhost", stack.name)
+    rabbitmqctl(stack.rabbit_node, "delete_vhost", stack.name)

@@ -1,10 +1,15 @@
 """Nothing lost, nothing counted twice: real faults against the local emulation under a steady
-stream of orders, each ending with the reconciliation oracle showing zero drift."""
+stream of orders, each ending with the reconciliation oracle showing zero drift.
+
+The machine's Postgres and RabbitMQ are shared: a fault hits only what the test owns (its
+processes, vhost, databases). A broker restart happens on a private RabbitMQ node started
+for the test (infra/private_broker.py), never on the shared one."""
 
 from __future__ import annotations
 
 import signal
 import time
+from collections.abc import Iterator
 
 import pika
 import psycopg
@@ -13,6 +18,8 @@ import requests
 
 from infra import dead_letters, faults, reconcile
 from infra.load import OrderStream
+from infra.private_broker import PrivateRabbitMQ, private_rabbitmq
+from infra.sandbox import AMQP_SERVER
 from shopcore import broker, events, publisher
 from shopcore.outbox import OutboxRow
 from tests.e2e.conftest import running_system
@@ -25,6 +32,30 @@ RATE = 60  # orders per second
 def system(tmp_path, run_stack):
     with running_system(tmp_path, run_stack) as local:
         yield local
+
+
+@pytest.fixture(scope="module")
+def rabbit() -> Iterator[PrivateRabbitMQ]:
+    """A RabbitMQ node of this module's own, to restart at will; gone afterwards."""
+    with private_rabbitmq() as node:
+        yield node
+
+
+@pytest.fixture
+def shared_broker_connection() -> Iterator[pika.BlockingConnection]:
+    """A connection to the machine's shared broker, open across the test."""
+    connection = pika.BlockingConnection(pika.URLParameters(f"{AMQP_SERVER}/%2F"))
+    yield connection
+    if connection.is_open:
+        connection.close()
+
+
+def assert_still_open(connection: pika.BlockingConnection) -> None:
+    connection.process_data_events(time_limit=0)  # raises if the broker closed it
+    assert connection.is_open
+    channel = connection.channel()  # and it still answers
+    channel.queue_declare("", exclusive=True, auto_delete=True)
+    channel.close()
 
 
 def products(system: LocalSystem, count: int = 5) -> list[int]:
@@ -81,7 +112,7 @@ def test_broker_connections_cut(system):
     stream = OrderStream(system.command_url, products(system), rate=RATE).start()
     for _ in range(3):
         time.sleep(1.0)
-        faults.close_broker_connections(system.stack.name)
+        faults.close_broker_connections(system.stack.name, system.stack.rabbit_node)
     time.sleep(1.0)
     stream.stop()
     assert set(stream.outcomes) == {201}, (stream.outcomes, stream.errors[:5])
@@ -93,15 +124,29 @@ def test_broker_connections_cut(system):
 
 
 @pytest.mark.slow
-def test_broker_restart_outbox_absorbs_the_outage(system):
-    """The whole broker restarts; the command API accepts every order meanwhile."""
-    stream = OrderStream(system.command_url, products(system), rate=RATE).start()
-    time.sleep(1.0)
-    faults.restart_broker()
-    time.sleep(2.0)
-    stream.stop()
-    assert set(stream.outcomes) == {201}, (stream.outcomes, stream.errors[:5])
-    assert_no_drift(system, timeout=90)
+def test_restarting_a_private_broker_leaves_the_shared_one_alone(rabbit, shared_broker_connection):
+    private = broker.connect(f"{rabbit.url}/%2F")
+    faults.restart_broker(rabbit.node)
+    with pytest.raises(broker.CONNECTION_ERRORS):  # the restart was real...
+        private.process_data_events(time_limit=0)
+        private.channel()
+    assert_still_open(shared_broker_connection)  # ...and the machine's broker did not see it
+
+
+@pytest.mark.slow
+def test_broker_restart_outbox_absorbs_the_outage(tmp_path, run_stack, rabbit):
+    """The whole broker (a private node) restarts; the command API accepts every order
+    meanwhile."""
+    with running_system(tmp_path, run_stack, rabbit) as system:
+        assert system.stack.rabbit_node == rabbit.node
+        stream = OrderStream(system.command_url, products(system), rate=RATE).start()
+        time.sleep(1.0)
+        faults.restart_broker(rabbit.node)
+        time.sleep(2.0)
+        stream.stop()
+        assert set(stream.outcomes) == {201}, (stream.outcomes, stream.errors[:5])
+        assert_no_drift(system, timeout=90)
+        assert "broker connection lost" in system.log()  # the restart did reach the system
 
 
 def test_postgres_sessions_terminated_on_both_databases(system):

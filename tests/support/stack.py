@@ -6,7 +6,7 @@ import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from infra.sandbox import Stack, create, drop
+from infra.sandbox import AMQP_SERVER, Stack, create, drop
 from shopcore import config, consumer, db, relay
 
 __all__ = ["Stack", "activate", "create", "drop", "isolated", "reset_process_state"]
@@ -26,10 +26,12 @@ def reset_process_state() -> None:
 
 
 @contextmanager
-def isolated() -> Iterator[Stack]:
-    """A fresh stack, active for the block; the previous settings come back afterwards."""
+def isolated(amqp_server: str = AMQP_SERVER, node: str | None = None) -> Iterator[Stack]:
+    """A fresh stack, active for the block; the previous settings come back afterwards.
+    Its vhost is on the broker at `amqp_server` (rabbitmqctl node `node`), by default the
+    machine's."""
     saved = {k: os.environ.get(k) for k in ("DATABASE_URL", "READ_DATABASE_URL", "BROKER_URL")}
-    stack = create("shoptest")
+    stack = create("shoptest", amqp_server, node)
     try:
         activate(stack)
         yield stack
