@@ -19,6 +19,17 @@ _WITH_BODY = frozenset({"POST", "PUT", "PATCH"})
 _MAX_LENGTH_DIGITS = 18
 
 
+def meta_document(path: str) -> str | None:
+    """"health" or "openapi" when `path` asks for what every function answers besides its own
+    routes (GET/HEAD .../health, .../openapi.json: its API's document), else None."""
+    path = path.rstrip("/")
+    if path.endswith("/health"):
+        return "health"
+    if path.endswith("/openapi.json"):
+        return "openapi"
+    return None
+
+
 def methods(declared: Iterable[str]) -> tuple[str, ...]:
     """The methods a route answers: those declared, and HEAD wherever GET is."""
     answered = list(dict.fromkeys(declared))

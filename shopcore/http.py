@@ -136,10 +136,10 @@ def _answer(
 def _meta_document(request: flask.Request, function: str) -> Callable[[], Any] | None:
     """What every function answers besides its own routes: .../health and .../openapi.json
     (its API's document)."""
-    path = request.path.rstrip("/")
-    if path.endswith("/health"):
+    meta = admission.meta_document(request.path)
+    if meta == "health":
         return lambda: {"status": "ok"}
-    if path.endswith("/openapi.json"):
+    if meta == "openapi":
         return lambda: openapi.document(openapi.API_OF[function])
     return None
 

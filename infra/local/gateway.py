@@ -68,10 +68,11 @@ class Gateway:
         route = self.route(path)
         if route is None:
             return _no_such_endpoint(path)
+        methods = ("GET",) if admission.meta_document(path) else route.methods
         try:
             admission.admit(
                 method,
-                route.methods,
+                methods,
                 header(b"content-type"),
                 header(b"content-length"),
                 settings().max_body_bytes,
