@@ -300,3 +300,17 @@ def test_an_app_that_cannot_be_built_stops_the_server(tmp_path: Path) -> None:
     )  # fmt: skip
     assert process.returncode != 0
     assert b"cannot be built" in process.stderr
+
+
+def test_a_client_still_sending_its_refused_body_gets_the_refusal(edge: Edge) -> None:
+    """Closing a socket with unread input resets the connection, which could destroy the 413
+    before the client reads it: the edge drains for a moment instead."""
+    body = b"x" * 300_000
+    with Client(edge.port) as client:
+        client.send(b"POST /p HTTP/1.1\r\nHost: t\r\nContent-Length: %d\r\n\r\n" % len(body))
+        time.sleep(0.3)  # the refusal is sent meanwhile
+        for start in range(0, len(body), 10_000):
+            client.send(body[start : start + 10_000])  # what a client unaware of it does
+        json_error(client.answer(), 413)
+        assert client.closed()
+    assert edge.ran() == []

@@ -28,6 +28,8 @@ from shopcore import admission, errors, jsonio
 log = logging.getLogger("infra.local.edge")
 
 HTTP_VERSIONS = ("1.0", "1.1")
+# How long a refused client may go on sending before its connection is closed.
+LINGER_SECONDS = 2.0
 # Hop-by-hop headers are the edge's to write, never the app's.
 _HOP_BY_HOP = frozenset({"connection", "keep-alive", "transfer-encoding", "content-length"})
 
@@ -97,6 +99,7 @@ class Connection(asyncio.Protocol):
         self.expects_body = False
         self.timer: asyncio.TimerHandle | None = None
         self.closing = False
+        self.discarding = False  # a refusal was sent: what still arrives is dropped
 
     # --- the transport's calls ---------------------------------------------------------
 
@@ -112,6 +115,8 @@ class Connection(asyncio.Protocol):
         self.transport = None
 
     def data_received(self, data: bytes) -> None:
+        if self.discarding:
+            return
         if self.request is not None and not self.expects_body:
             self.head_bytes += len(data)
         try:
@@ -139,6 +144,9 @@ class Connection(asyncio.Protocol):
     def eof_received(self) -> bool:
         """The client will send no more. A request cut short is refused, never run; one
         already read is still answered before the connection closes."""
+        if self.discarding:
+            self._close()
+            return False
         if self.request is not None:
             where = "its body" if self.expects_body else "its headers"
             self._refuse(errors.InvalidInput(f"the request ended before {where} did"))
@@ -298,7 +306,17 @@ class Connection(asyncio.Protocol):
         request.keep_alive = False
         request.method = request.method or "GET"
         self._write(error_answer(error, closing=True), request)
-        self._close()
+        self._linger()
+
+    def _linger(self) -> None:
+        """Close after a refusal without losing it: closing a socket with unread input makes
+        the kernel reset the connection, and a client still sending its body would then lose
+        the answer. So stop sending, drop what still arrives for a moment, then close."""
+        assert self.transport is not None
+        self.discarding = True
+        if self.transport.can_write_eof():
+            self.transport.write_eof()
+        self._arm(LINGER_SECONDS, self._close)
 
     def _timed_out(self, part: str) -> None:
         seconds = self.limits.header_seconds if part == "headers" else self.limits.body_seconds
