@@ -1,6 +1,8 @@
 """Apply the versioned SQL migrations to both databases, creating them if missing.
 
     python -m infra.migrate            # both databases, from DATABASE_URL / READ_DATABASE_URL
+    python -m infra.migrate --set-role-passwords   # then give each function's role the
+                                                   # password in its URL (docker-compose.yml)
 
 Idempotent: each database records applied versions in `schema_migrations`; an advisory lock
 makes concurrent runs wait for each other instead of racing.
@@ -8,8 +10,11 @@ makes concurrent runs wait for each other instead of racing.
 
 from __future__ import annotations
 
+import argparse
 import contextlib
+import os
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 
 import psycopg
@@ -17,6 +22,7 @@ from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from infra import preflight
+from infra.functions import FUNCTIONS
 from shopcore.config import settings
 
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -75,9 +81,54 @@ def migrate_all() -> None:
         print(f"{label} database {preflight.redact(url)}: {note}")
 
 
-def main() -> None:
+def role_passwords(environ: Mapping[str, str] = os.environ) -> dict[str, str]:
+    """role -> password, from each function's URL variables (infra/functions.py) that log in as
+    that function's role with a password. Other users and password-less URLs are ignored."""
+    passwords: dict[str, str] = {}
+    for function in FUNCTIONS:
+        for variable in function.database_urls:
+            params = conninfo_to_dict(environ.get(variable) or "")
+            password = params.get("password")
+            if params.get("user") != function.role or not password:
+                continue
+            if passwords.setdefault(function.role, password) != password:
+                raise SystemExit(
+                    f"error: the URLs for role {function.role} disagree on its password"
+                )
+    return passwords
+
+
+def set_role_passwords(admin_url: str, passwords: Mapping[str, str]) -> None:
+    """ALTER ROLE ... PASSWORD for each role (roles are cluster-wide). The password is hashed
+    here, by libpq, as the server would: the statement, and any log of it, holds no plain text."""
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        for role, password in sorted(passwords.items()):
+            hashed = conn.pgconn.encrypt_password(password.encode(), role.encode()).decode()
+            conn.execute(
+                sql.SQL("ALTER ROLE {} PASSWORD {}").format(
+                    sql.Identifier(role), sql.Literal(hashed)
+                )
+            )
+            print(f"role {role}: password set from its function URL")
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(
+        prog="python -m infra.migrate",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "--set-role-passwords",
+        action="store_true",
+        help="after migrating, give each function's role (shop_command, ...) the password its "
+        "URL variable (COMMAND_DATABASE_URL, ...) carries",
+    )
+    args = parser.parse_args(argv)
     preflight.require_postgres()
     migrate_all()
+    if args.set_role_passwords:
+        set_role_passwords(settings().database_url, role_passwords())
 
 
 if __name__ == "__main__":

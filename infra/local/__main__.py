@@ -198,6 +198,10 @@ def main() -> None:
     wanted = function_roles_wanted()
     prepare()
     require_function_urls(use_function_roles() if wanted else set())
+    if wanted:
+        print("[local] each function connects as its own database role", flush=True)
+    else:
+        print("[local] USE_FUNCTION_ROLES=false: functions connect as the CONTRACT URLs' user")
     supervise(services())
 
 

@@ -14,8 +14,13 @@ from pathlib import Path
 
 import requests
 
-from infra.functions import REPO
+from infra.functions import FUNCTIONS, REPO
 from infra.sandbox import Stack
+
+ROLE_VARIABLES = {
+    "USE_FUNCTION_ROLES",
+    *(function_url for function in FUNCTIONS for function_url in function.database_urls),
+}
 
 
 def free_port() -> int:
@@ -29,15 +34,16 @@ class LocalSystem:
         self.stack = stack
         self.log_path = log_path
         self.command_port, self.query_port = free_port(), free_port()
+        # Every process connects as its own least-privilege role: the default, so neither the
+        # opt-out nor a function URL is inherited from this process (`env` may set them).
+        inherited = {k: v for k, v in os.environ.items() if k not in ROLE_VARIABLES}
         self.env = {
-            **os.environ,
+            **inherited,
             **stack.env(),
             "COMMAND_SERVICE_PORT": str(self.command_port),
             "QUERY_SERVICE_PORT": str(self.query_port),
             "LOG_LEVEL": "INFO",
             "PYTHONUNBUFFERED": "1",
-            # every process connects as its own least-privilege role
-            "USE_FUNCTION_ROLES": "true",
             **env,
         }
         self.process: subprocess.Popen | None = None

@@ -41,6 +41,29 @@ def test_unreachable_dependency_is_named_with_url_and_remedy(variable, url, says
     assert "Traceback" not in result.stderr + result.stdout
 
 
+def test_a_function_role_that_cannot_connect_stops_the_start_with_role_url_and_remedy(run_stack):
+    """Checked after migrating, before any process starts: which role, which URL, the fix."""
+    server = psycopg.conninfo.conninfo_to_dict(run_stack.database_url)
+    bad = f"postgresql://shop_nobody@{server['host']}:{server['port']}/{run_stack.write_db}"
+    env = {k: v for k, v in os.environ.items() if k != "USE_FUNCTION_ROLES"}
+    result = subprocess.run(
+        [sys.executable, "-m", "infra.local"],
+        cwd=REPO,
+        env={**env, **run_stack.env(), "COMMAND_DATABASE_URL": bad},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "error: COMMAND_DATABASE_URL: cannot connect as role shop_nobody" in result.stderr
+    assert bad in result.stderr
+    assert "ALTER ROLE shop_nobody PASSWORD" in result.stderr
+    assert "Traceback" not in result.stderr + result.stdout
+    assert "[local] started" not in result.stdout  # nothing was started
+    # the roles derived for the other functions connected: only the explicit one is named
+    assert result.stderr.count("error:") == 1
+
+
 def test_sigterm_under_load_loses_nothing(tmp_path, run_stack):
     """SIGTERM while orders stream in: in-flight requests are answered, the processes exit
     cleanly, and after a restart every accepted order is in the read models exactly once."""

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import uuid
 from decimal import Decimal
 
 import psycopg
 import pytest
-from psycopg.conninfo import make_conninfo
+from psycopg import sql
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
+from infra import migrate, preflight
 from infra.local.__main__ import FUNCTION_ROLES
 from shopcore import jsonio
 from shopcore.config import settings
@@ -105,3 +108,46 @@ def test_the_pipeline_works_with_every_part_on_its_own_role(monkeypatch, unique)
     finally:
         monkeypatch.undo()
         stacks.reset_process_state()
+
+
+def test_the_roles_the_local_run_derives_can_connect():
+    """What `python -m infra.local` checks before starting anything, on a trust-auth server."""
+    cfg = settings()
+    for variable, role, base in FUNCTION_ROLES:
+        url = preflight.url_as(getattr(cfg, base), role)
+        assert preflight.function_url_problem(variable, url, derived=True) is None, variable
+
+
+@pytest.mark.parametrize("derived", [True, False])
+def test_a_role_that_cannot_connect_is_named_with_its_url_and_the_remedy(capsys, derived):
+    server = conninfo_to_dict(settings().database_url)
+    url = f"postgresql://shop_nobody@{server['host']}:{server['port']}/{server['dbname']}"
+    with pytest.raises(SystemExit) as exit_:
+        preflight.require_function_urls([("COMMAND_DATABASE_URL", url, derived)])
+    assert exit_.value.code == 1
+    said = capsys.readouterr().err
+    assert said.startswith("error: COMMAND_DATABASE_URL: cannot connect as role shop_nobody")
+    assert preflight.redact(url) in said
+    assert 'role "shop_nobody" does not exist' in said
+    assert "ALTER ROLE shop_nobody PASSWORD '...'" in said
+    assert "COMMAND_DATABASE_URL=postgresql://shop_nobody:<password>@" in said
+    assert ("USE_FUNCTION_ROLES=false" in said) is derived
+    assert "Traceback" not in said
+
+
+def test_set_role_passwords_stores_only_a_hash():
+    """On a throwaway role (roles are cluster-wide): the server gets a SCRAM verifier, never
+    the password itself."""
+    role = f"shop_pwtest_{uuid.uuid4().hex[:8]}"
+    admin = settings().database_url
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE ROLE {} LOGIN").format(sql.Identifier(role)))
+        try:
+            migrate.set_role_passwords(admin, {role: "plain-text-secret"})
+            (stored,) = conn.execute(
+                "SELECT rolpassword FROM pg_authid WHERE rolname = %s", (role,)
+            ).fetchone()
+            assert stored.startswith("SCRAM-SHA-256$")
+            assert "plain-text-secret" not in stored
+        finally:
+            conn.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(role)))

@@ -16,12 +16,17 @@ import pytest
 import yaml
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
+from psycopg.conninfo import conninfo_to_dict
 
 from infra import compose as compose_file
 from infra.functions import FUNCTIONS, REPO, Function
+from infra.local.__main__ import FUNCTION_ROLES
+from infra.migrate import role_passwords
 
 COMPOSE = REPO / "docker-compose.yml"
 ENV_EXAMPLE = REPO / ".env.example"
+# variable -> (role, the CONTRACT URL whose database it uses), as the local run connects
+ROLE_OF = {variable: (role, base) for variable, role, base in FUNCTION_ROLES}
 SOURCE_DIRS = ("shopcore", "infra", "functions", "tests")
 
 # CONTRACT.md, "Configuration": these names and local defaults are promised to clients.
@@ -328,11 +333,54 @@ def test_app_services_wait_for_backing_services_and_migrations() -> None:
     for name, service in app_services().items():
         conditions = {dep: spec["condition"] for dep, spec in service["depends_on"].items()}
         assert conditions == wanted, name
-        env = service["environment"]
-        assert "@postgres:5432/" in env["DATABASE_URL"], name
-        assert "@postgres:5432/" in env["READ_DATABASE_URL"], name
-        assert "@rabbitmq:5672/" in env["BROKER_URL"], name
-        assert env["DATABASE_URL"] != env["READ_DATABASE_URL"], name
+        assert "@rabbitmq:5672/" in service["environment"]["BROKER_URL"], name
+
+
+def functions_run_by(service: str) -> list[Function]:
+    """The functions an app service runs: its own, a gateway's port's, a trigger's."""
+    trigger = {"relay_scheduler": "schedule", "projector_trigger": "queue"}.get(service)
+    return [
+        f
+        for f in FUNCTIONS
+        if service in (f.name, f"{f.port}_gateway") or (trigger and f.trigger == trigger)
+    ]
+
+
+def database_urls(env: dict) -> dict[str, dict[str, str]]:
+    return {k: conninfo_to_dict(v) for k, v in env.items() if k.endswith("DATABASE_URL")}
+
+
+@pytest.mark.parametrize("name", sorted(app_services()))
+def test_app_services_connect_only_as_their_functions_roles(name: str) -> None:
+    """Least privilege: no superuser URL, only the URL variables of the functions the service
+    runs, each on the compose Postgres as that function's role, in the right database."""
+    functions = functions_run_by(name)
+    assert functions, name
+    urls = database_urls(app_services()[name]["environment"])
+    assert set(urls) == {v for f in functions for v in f.database_urls}
+    databases = {"database_url": "write_db", "read_database_url": "read_db"}
+    for function in functions:
+        for variable in function.database_urls:
+            role, base = ROLE_OF[variable]
+            params = urls[variable]
+            assert params["user"] == role == function.role, variable
+            assert params["password"], variable
+            assert (params["host"], params["port"]) == ("postgres", "5432"), variable
+            assert params["dbname"] == databases[base], variable
+
+
+def test_the_migration_gives_the_roles_the_passwords_the_services_use() -> None:
+    migrate = services()["migrate"]
+    assert command(migrate)[-3:] == ["-m", "infra.migrate", "--set-role-passwords"]
+    env = migrate["environment"]
+    assert conninfo_to_dict(env["DATABASE_URL"])["user"] == "postgres"
+    assert conninfo_to_dict(env["READ_DATABASE_URL"])["dbname"] == "read_db"
+    for name, service in app_services().items():
+        for variable, url in service["environment"].items():
+            if variable.endswith("_DATABASE_URL"):
+                assert env[variable] == url, (name, variable)
+    passwords = role_passwords(env)
+    assert set(passwords) == {f.role for f in FUNCTIONS}
 
 
 def test_http_services_check_health() -> None:
