@@ -3,8 +3,9 @@ API, infra/functions.py `port`), so each keeps its own base URL and its own /ope
 
 Routes mirror the local gateway (infra/local/gateway.py), which dispatches on the path alone:
 each route path of a function becomes `ANY <path>` and `ANY <path>/{proxy+}`, and the function
-itself answers a wrong method with its JSON 405, as it does locally. GET /health and
-GET /openapi.json go to the API's first function, as locally.
+itself answers a wrong method with its JSON 405, as it does locally. /health and
+/openapi.json (`ANY`, so HEAD is answered and another method gets the JSON 405) go to the API's
+first function, as locally.
 """
 
 from __future__ import annotations
@@ -45,7 +46,7 @@ def route_keys(functions: list[Function]) -> dict[str, Function]:
         for _method, path in function.routes:
             keys[f"ANY {path}"] = function
             keys[f"ANY {path}/{{proxy+}}"] = function
-    keys["GET /health"] = keys["GET /openapi.json"] = functions[0]
+    keys["ANY /health"] = keys["ANY /openapi.json"] = functions[0]
     return keys
 
 

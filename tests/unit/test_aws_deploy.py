@@ -104,7 +104,7 @@ def cfg(bundles) -> DeployConfig:
 def expected_routes(functions: list[Function]) -> set[str]:
     """Written out from infra/functions.py here, not taken from infra.aws: path-only routing
     as the local gateway does it, plus each API's health and OpenAPI document."""
-    routes = {"GET /health", "GET /openapi.json"}
+    routes = {"ANY /health", "ANY /openapi.json"}
     for function in functions:
         for _method, path in function.routes:
             routes |= {f"ANY {path}", f"ANY {path}/{{proxy+}}"}
@@ -247,7 +247,7 @@ def test_deploy_creates_exactly_the_expected_resources(session, cfg):
                 f"arn:aws:execute-api:{REGION}:{account}:{api['id']}/*/*"
             )
         assert (
-            api["routes"]["GET /health"][1]
+            api["routes"]["ANY /health"][1]
             == state["functions"][cfg.function_name(functions[0])]["FunctionArn"]
         )
         assert {i["PayloadFormatVersion"] for i in api["integrations"].values()} == {"2.0"}
