@@ -20,7 +20,7 @@ _MAX_LENGTH_DIGITS = 18
 
 
 def meta_document(path: str) -> str | None:
-    """"health" or "openapi" when `path` asks for what every function answers besides its own
+    """ "health" or "openapi" when `path` asks for what every function answers besides its own
     routes (GET/HEAD .../health, .../openapi.json: its API's document), else None."""
     path = path.rstrip("/")
     if path.endswith("/health"):
