@@ -90,6 +90,14 @@ x-env: &env
   RELAY_BATCH_SIZE: ${{RELAY_BATCH_SIZE:-1000}}
   RELAY_BUDGET_SECONDS: ${{RELAY_BUDGET_SECONDS:-10}}
   RELAY_WATCH: ${{RELAY_WATCH:-true}}
+  COMMAND_API_KEYS: ${{COMMAND_API_KEYS:-}}
+  CORS_ALLOWED_ORIGINS: ${{CORS_ALLOWED_ORIGINS:-}}
+  # the gateways' edge server (infra/local/edge): deadlines and limits for slow clients
+  REQUEST_HEADER_TIMEOUT_SECONDS: ${{REQUEST_HEADER_TIMEOUT_SECONDS:-10}}
+  REQUEST_BODY_TIMEOUT_SECONDS: ${{REQUEST_BODY_TIMEOUT_SECONDS:-10}}
+  KEEP_ALIVE_SECONDS: ${{KEEP_ALIVE_SECONDS:-5}}
+  MAX_URL_BYTES: ${{MAX_URL_BYTES:-8192}}
+  MAX_HEADER_BYTES: ${{MAX_HEADER_BYTES:-16384}}
 
 # slim images have no curl
 x-function-healthcheck: &function-healthcheck

@@ -20,8 +20,8 @@ _MAX_LENGTH_DIGITS = 18
 
 
 def meta_document(path: str) -> str | None:
-    """ "health" or "openapi" when `path` asks for what every function answers besides its own
-    routes (GET/HEAD .../health, .../openapi.json: its API's document), else None."""
+    """Which of the documents every function answers besides its own routes `path` asks for:
+    "health" (.../health), "openapi" (.../openapi.json, its API's document), or None."""
     path = path.rstrip("/")
     if path.endswith("/health"):
         return "health"
