@@ -28,7 +28,7 @@ from typing import Any
 
 import psutil
 
-from benchmarks import plots, report
+from benchmarks import plots, report, slow_clients
 from benchmarks.suite import Run, Scale
 from infra.functions import REPO
 
@@ -93,6 +93,38 @@ def backlog_table(runs: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+def slow_clients_table(runs: list[dict[str, Any]]) -> str:
+    lines = ["slow clients (first wave: answered, seconds from the first byte to the answer):"]
+    for run in runs:
+        found = run.get("slowClients") or {}
+        attack = found.get("attack")
+        if not attack:
+            continue
+        lines.append(
+            f"  run {run['run']}: {found['clients']} slow clients; open files allowed: "
+            f"benchmark {found['openFilesLimit']['benchmark']}, servers "
+            f"{found['openFilesLimit']['servers']}; the slow clients' process used "
+            f"{found.get('attackCpuSeconds')} s of CPU; ports healthy again after "
+            f"{(found.get('recovery') or {}).get('secondsToHealthy')} s"
+        )
+        for group in attack["groups"]:
+            first = group["firstWave"]
+            to408, to_answer = first["secondsTo408"], first["secondsToAnswer"]
+            lines.append(
+                f"    {group['name']} ({group['method']} {group['path']}, {group['count']}): "
+                f"statuses {first['statuses'] or '{}'}, 408 after {to408['min']}-"
+                f"{to408['max']} s (p50 {to408['p50']}), any answer p50 {to_answer['p50']} s; "
+                f"closed unanswered {first['closedWithoutAnswer']}, still waiting at the end "
+                f"{first['unansweredAtEnd']}, connect errors {first['connectErrors']}"
+            )
+        every = attack["all"]
+        lines.append(
+            f"    all {every['connections']} connections in {attack['seconds']} s (replacements "
+            f"included): statuses {every['statuses']}, peak open {attack['peakOpen']}"
+        )
+    return "\n".join(lines)
+
+
 BULKY = {"timeline", "spectrumMs", "series", "tracebacks", "perRun"}
 
 
@@ -119,6 +151,8 @@ def main(argv: list[str] | None = None) -> int:
     )  # fmt: skip
     parser.add_argument("--keep-logs", action="store_true", help="keep the system's logs")
     args = parser.parse_args(argv)
+    # 1,000 slow clients need file descriptors here and in the servers, which inherit this
+    open_files = slow_clients.raise_open_files()
 
     env = dict(item.split("=", 1) for item in args.env)
     scale = Scale.quick() if args.quick else Scale()
@@ -131,7 +165,7 @@ def main(argv: list[str] | None = None) -> int:
     document: dict[str, Any] = {
         "command": command.strip(),
         "started": datetime.now(UTC).isoformat(timespec="seconds"),
-        "machine": machine(),
+        "machine": {**machine(), "openFiles": open_files},
         "environment": env,
         "scale": "quick" if args.quick else "full",
         "runs": [],
@@ -180,6 +214,8 @@ def main(argv: list[str] | None = None) -> int:
     print(backlog_table(runs))
     print()
     print(memory_table(runs))
+    print()
+    print(slow_clients_table(runs))
     print()
     print("CPU per phase (cores of 2; medians over the runs):")
     print(report.generator_table(generator))

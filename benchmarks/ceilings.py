@@ -5,9 +5,9 @@
   schema with 1,000 products;
 - RabbitMQ: publishing with windowed confirms and consuming with prefetch and multiple acks
   (benchmarks/amqp.py);
-- a hello-world under the system's HTTP stack (infra/local/http_server.py) with the query port's
-  workers and threads, once as a raw WSGI app (the server's own ceiling) and once as a
-  functions-framework function (what the framework leaves of it).
+- a hello-world under the system's HTTP stack (infra/local/http_server.py: the edge server) with
+  the query port's workers and threads, once as a raw WSGI app (the server's own ceiling) and
+  once as a functions-framework function (what the framework leaves of it).
 """
 
 from __future__ import annotations
@@ -115,7 +115,7 @@ def hello(
     kind: str, workers: int, threads: int, seconds: float, connections: int
 ) -> dict[str, Any]:
     """wrk for `seconds` against a hello world ("wsgi" or "function") under the HTTP server the
-    system's ports use (HTTP_SERVER, infra/local/http_server.py)."""
+    system's ports use (infra/local/http_server.py builds its command line)."""
     target = {"wsgi": "benchmarks.hello:wsgi_app", "function": "benchmarks.hello:function_app"}[
         kind
     ]
@@ -135,8 +135,14 @@ def hello(
         except subprocess.TimeoutExpired:
             server.kill()
             server.wait()
-    result.update(kind=kind, server=http_server.chosen(), workers=workers, threadsPerWorker=threads)
+    result.update(kind=kind, server=server_name(argv), workers=workers, threadsPerWorker=threads)
     return result
+
+
+def server_name(argv: list[str]) -> str:
+    """The server a command line runs: the module after `-m` (infra.local.edge; granian or
+    gunicorn in older commits), else the program's name."""
+    return argv[2] if len(argv) > 2 and argv[1] == "-m" else Path(argv[0]).name
 
 
 def _tree_cpu(pid: int) -> float:

@@ -1,7 +1,7 @@
 """Peak memory (VmHWM, the high-water mark of resident memory) of every process of the system.
 
 Read from /proc/<pid>/status at the end of a run, so it covers the whole run; a service's
-processes include its children (gunicorn's workers)."""
+processes include its children (the HTTP servers' workers)."""
 
 from __future__ import annotations
 

@@ -17,6 +17,10 @@ HTTP_PHASES = (
     ("product creation", ("productCreation",)),
     ("order ingest", ("orderIngest",)),
     ("analytics GETs", ("analytics",)),
+    ("analytics GETs, slow clients off", ("slowClients", "without", "analytics")),
+    ("analytics GETs, slow clients on", ("slowClients", "with", "analytics")),
+    ("product POSTs, slow clients off", ("slowClients", "without", "products")),
+    ("product POSTs, slow clients on", ("slowClients", "with", "products")),
 )
 TICKS = (0, 50, 90, 99, 99.9, 99.99)
 

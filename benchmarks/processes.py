@@ -28,7 +28,7 @@ def services(system: LocalSystem) -> dict[str, int]:
 
 
 def tree(pid: int) -> list[psutil.Process]:
-    """The process and all its descendants (gunicorn's master and workers)."""
+    """The process and all its descendants (an HTTP server's parent and its workers)."""
     try:
         root = psutil.Process(pid)
         return [root, *root.children(recursive=True)]

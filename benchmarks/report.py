@@ -80,6 +80,55 @@ CEILINGS = (
            path("ceilings", "helloFunction", "p99Ms")),
 )  # fmt: skip
 
+
+def _slow(when: str, *keys: str) -> Getter:
+    return path("slowClients", when, *keys)
+
+
+def _ordinary_metrics() -> tuple[Metric, ...]:
+    """The slow-client phase's ordinary load, without ("off") and with ("on") the slow
+    clients; an "on" figure's yardstick (the ceiling column) is the same figure "off"."""
+    found: list[Metric] = []
+    for key, label, unit, keys in (
+        ("analytics", "analytics GETs c32", "req/s", ("analytics", "perSecond")),
+        ("analytics.p50", "analytics GETs c32 p50", "ms", ("analytics", "p50Ms")),
+        ("analytics.p99", "analytics GETs c32 p99", "ms", ("analytics", "p99Ms")),
+        ("analytics.failed", "analytics GETs c32 failed", "requests", ("analytics", "failed")),
+        ("products", "product POSTs c32", "products/s", ("products", "perSecond")),
+        ("products.p50", "product POSTs c32 p50", "ms", ("products", "p50Ms")),
+        ("products.p99", "product POSTs c32 p99", "ms", ("products", "p99Ms")),
+        ("products.failed", "product POSTs c32 failed", "requests", ("products", "failed")),
+        ("probes.p50", "prober (new connection each) p50", "ms", ("probes", "all", "p50Ms")),
+        ("probes.p99", "prober (new connection each) p99", "ms", ("probes", "all", "p99Ms")),
+        ("probes.failed", "prober failed or timed out", "requests", ("probes", "all", "failed")),
+    ):
+        off = Metric(f"slow.off.{key}", f"slow clients off: {label}", unit, _slow("without", *keys))
+        on = Metric(
+            f"slow.on.{key}",
+            f"slow clients on: {label}",
+            unit,
+            _slow("with", *keys),
+            () if key.endswith("failed") else (off.key,),
+        )
+        found += [off, on]
+    return tuple(found)
+
+
+SLOW_CLIENTS = (
+    *_ordinary_metrics(),
+    Metric("slow.clients", "slow clients (first wave)", "connections",
+           path("slowClients", "attack", "firstWave", "connections")),
+    Metric("slow.answered408", "slow clients answered 408", "connections",
+           path("slowClients", "attack", "firstWave", "answered408")),
+    Metric("slow.to408.p50", "slow clients: seconds to their 408, p50", "s",
+           path("slowClients", "attack", "firstWave", "secondsTo408", "p50")),
+    Metric("slow.to408.max", "slow clients: seconds to their 408, max", "s",
+           path("slowClients", "attack", "firstWave", "secondsTo408", "max")),
+    Metric("slow.unanswered", "slow clients unanswered when the attack ended", "connections",
+           path("slowClients", "attack", "firstWave", "unansweredAtEnd")),
+)  # fmt: skip
+
+
 FIGURES = (
     Metric("orders.rate", "order ingest", "orders/s", path("orderIngest", "perSecond"),
            ("ceiling.pgbench",), 1067),
@@ -132,6 +181,7 @@ FIGURES = (
     Metric("analytics.p99", "analytics GETs p99", "ms", path("analytics", "p99Ms"),
            ("ceiling.helloFunctionP99",), 10),
     Metric("analytics.failed", "analytics GETs non-2xx", "requests", path("analytics", "failed")),
+    *SLOW_CLIENTS,
 )  # fmt: skip
 
 ALL = {m.key: m for m in (*CEILINGS, *FIGURES)}

@@ -3,8 +3,9 @@
 Order: ceilings (before the system starts, so nothing else of ours runs) -> start the system
 -> warm-up -> product creation (its products become the order pool) -> settle -> freshness at
 idle -> order ingest burst with freshness sampled alongside -> convergence -> analytics GETs
--> backlogs -> final exactness check -> peak memory. A phase that fails is recorded in
-`failures` and the run goes on where it can.
+-> backlogs -> final exactness check -> peak memory -> slow clients (ordinary load without and
+with 1,000 slow connections; benchmarks/slow_clients.py) -> exactness again. A phase that
+fails is recorded in `failures` and the run goes on where it can.
 """
 
 from __future__ import annotations
@@ -20,7 +21,16 @@ from typing import Any
 
 import psycopg
 
-from benchmarks import backlog, ceilings, convergence, cpu, freshness, http_load, memory
+from benchmarks import (
+    backlog,
+    ceilings,
+    convergence,
+    cpu,
+    freshness,
+    http_load,
+    memory,
+    slow_clients,
+)
 from benchmarks.monitor import Timeline
 from infra import sandbox
 from infra.local import http_server
@@ -47,6 +57,7 @@ class Scale:
     pgbench_clients: int = 32
     convergence_timeout: float = 120.0
     backlog_timeout: float = 900.0
+    slow_clients: int = 1_000  # connections trickling headers or bodies (issue 9)
 
     @classmethod
     def quick(cls) -> Scale:
@@ -62,6 +73,7 @@ class Scale:
             seconds=3,
             convergence_timeout=60.0,
             backlog_timeout=300.0,
+            slow_clients=200,
         )
 
 
@@ -203,6 +215,8 @@ class Run:
                 self.backlogs(system, pool)
             with self.guarded("memory"):
                 self.result["memory"] = memory.peaks(system)
+            with self.guarded("slow clients"):
+                self.slow_clients(system, pool)
         finally:
             timeline.stop()
             self.result["timeline"] = timeline.to_json()
@@ -285,8 +299,8 @@ class Run:
                 f"{scale.convergence_timeout:.0f} s: {converged['differenceSample'][:3]}",
             )
 
-    def analytics(self, system: LocalSystem, pool: list[int]) -> None:
-        scale = self.scale
+    def analytics_env(self, system: LocalSystem, pool: list[int]) -> dict[str, str]:
+        """What lua/analytics.lua asks for: ids and names the read models know."""
         with psycopg.connect(system.stack.read_database_url) as conn:
             categories = [
                 r[0]
@@ -294,17 +308,21 @@ class Run:
             ]
             customers = [r[0] for r in conn.execute(
                 "SELECT customer_id FROM customer_ltv_view WHERE customer_id <= %s "
-                "ORDER BY 1 LIMIT 1000", (scale.customers,))]  # fmt: skip
+                "ORDER BY 1 LIMIT 1000", (self.scale.customers,))]  # fmt: skip
+        return {
+            "BENCH_PRODUCTS": ",".join(map(str, pool)),
+            "BENCH_CATEGORIES": ",".join(categories),
+            "BENCH_CUSTOMERS": ",".join(map(str, customers)),
+            "BENCH_MIX": "25,25,25,25",
+        }
+
+    def analytics(self, system: LocalSystem, pool: list[int]) -> None:
+        scale = self.scale
+        env = self.analytics_env(system, pool)
         with self.phase("analytics") as extra:
             result = http_load.run(
                 system.query_url + "/", "analytics", seconds=scale.seconds,
-                connections=scale.concurrency, seed=self.index,
-                env={
-                    "BENCH_PRODUCTS": ",".join(map(str, pool)),
-                    "BENCH_CATEGORIES": ",".join(categories),
-                    "BENCH_CUSTOMERS": ",".join(map(str, customers)),
-                    "BENCH_MIX": "25,25,25,25",
-                },
+                connections=scale.concurrency, seed=self.index, env=env,
             )  # fmt: skip
             extra["wrk"] = result["wrkCpuSeconds"]
         result["mix"] = {"products": 25, "categories": 25, "customers": 25, "syncStatus": 25}
@@ -338,3 +356,85 @@ class Run:
         summary["differenceSample"] = final["differenceSample"]
         if not final["exact"]:
             self.fail("backlog", f"not exact afterwards: {final['differenceSample'][:3]}")
+
+    def slow_clients(self, system: LocalSystem, pool: list[int]) -> None:
+        """The ordinary load (analytics GETs, product POSTs, a sequential prober) without, then
+        with `scale.slow_clients` connections trickling headers or bodies at both ports."""
+        scale = self.scale
+        found: dict[str, Any] = {"clients": scale.slow_clients, "seconds": scale.seconds}
+        self.result["slowClients"] = found
+        servers = slow_clients.server_processes(system)
+        limits = {
+            name: min((slow_clients.open_files_limit(pid) or 0) for pid in pids)
+            for name, pids in servers.items()
+        }
+        found["openFilesLimit"] = {
+            "benchmark": slow_clients.raise_open_files()["soft"],
+            "servers": limits,
+        }
+        # worst case: one worker process takes its port's whole share, and wrk's connections
+        needed = scale.slow_clients // 2 + scale.concurrency + 64
+        for name, limit in limits.items():
+            if 0 <= limit < needed:
+                self.fail("slow clients", f"{name} may open {limit} files; {needed} needed")
+        env = self.analytics_env(system, pool)
+
+        def ordinary() -> dict[str, Any]:
+            return slow_clients.ordinary(
+                system, env, scale.seconds, scale.concurrency, seed=self.index
+            )
+
+        with self.phase("slow clients: without") as extra:
+            found["without"] = ordinary()
+            extra["wrk"] = _wrk_cpu(found["without"])
+        self.say("without slow clients: " + _ordinary_text(found["without"]))
+        deadlines = [
+            float(system.env.get(variable, 10))
+            for variable in ("REQUEST_HEADER_TIMEOUT_SECONDS", "REQUEST_BODY_TIMEOUT_SECONDS")
+        ]
+        attack = slow_clients.SlowClients(
+            slow_clients.groups(system.command_url, system.query_url, scale.slow_clients),
+            interval=1.0,
+            resolve_seconds=max(deadlines) + 10,
+            lifetime=4 * scale.seconds + 120,
+        )
+        with self.phase("slow clients: with") as extra:
+            found["ready"] = attack.start()
+            try:
+                found["with"] = ordinary()
+                found["serverOpenFiles"] = {
+                    name: [slow_clients.open_files(pid) for pid in pids]
+                    for name, pids in servers.items()
+                }
+            finally:
+                found["attack"] = attack.stop()
+            extra["wrk"] = _wrk_cpu(found["with"])
+            extra["slow clients"] = attack.cpu_seconds
+        found["attackCpuSeconds"] = round(attack.cpu_seconds, 3)
+        self.say("with slow clients: " + _ordinary_text(found["with"]))
+        first = found["attack"]["firstWave"]
+        self.say(
+            f"slow clients: {first['connections']} in the first wave, {first['answered408']} "
+            f"answered 408 after {first['secondsTo408']['p50']} s (p50; max "
+            f"{first['secondsTo408']['max']} s), {first['unansweredAtEnd']} unanswered at the "
+            f"end; statuses {first['statuses']}"
+        )
+        found["recovery"] = slow_clients.recovery(system)
+        settled = convergence.wait_exact(system.stack, time.monotonic(), scale.convergence_timeout)
+        found["exactAfterwards"] = settled["exact"]
+        if not settled["exact"]:
+            self.fail("slow clients", f"not exact afterwards: {settled['differenceSample'][:3]}")
+
+
+def _wrk_cpu(load: dict[str, Any]) -> float:
+    return load["analytics"]["wrkCpuSeconds"] + load["products"]["wrkCpuSeconds"]
+
+
+def _ordinary_text(load: dict[str, Any]) -> str:
+    a, p, probes = load["analytics"], load["products"], load["probes"]["all"]
+    return (
+        f"analytics {a['perSecond']:,.0f} req/s p50 {a['p50Ms']} p99 {a['p99Ms']} ms "
+        f"(failed {a['failed']}); products {p['perSecond']:,.0f}/s p50 {p['p50Ms']} "
+        f"p99 {p['p99Ms']} ms (failed {p['failed']}); prober p50 {probes['p50Ms']} "
+        f"p99 {probes['p99Ms']} ms, {probes['failed']} of {probes['requests']} failed"
+    )
