@@ -62,7 +62,7 @@ def _text(value: Any) -> str:
 
 def _take_all(channel: Any) -> list[DeadLetter]:
     """Every message in the queue, unacked (they return to it if the channel closes)."""
-    taken = []
+    taken: list[DeadLetter] = []
     while True:
         method, props, body = channel.basic_get(broker.DEAD_LETTER_QUEUE, auto_ack=False)
         if method is None:

@@ -38,7 +38,7 @@ def restart_broker(node: str) -> None:
 
 
 def _admin(url: str) -> tuple[str, str]:
-    name = conninfo_to_dict(url)["dbname"]
+    name = str(conninfo_to_dict(url)["dbname"])
     return make_conninfo(url, dbname="postgres"), name
 
 

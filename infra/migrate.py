@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
-import sys
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -41,7 +40,7 @@ def ensure_database(url: str) -> None:
         if not exists:
             # a concurrent run may create it first
             with contextlib.suppress(psycopg.errors.DuplicateDatabase):
-                conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+                conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(str(name))))
 
 
 def apply(url: str, folder: Path) -> list[str]:
@@ -88,7 +87,7 @@ def role_passwords(environ: Mapping[str, str] = os.environ) -> dict[str, str]:
     for function in FUNCTIONS:
         for variable in function.database_urls:
             params = conninfo_to_dict(environ.get(variable) or "")
-            password = params.get("password")
+            password = str(params.get("password") or "")
             if params.get("user") != function.role or not password:
                 continue
             if passwords.setdefault(function.role, password) != password:
@@ -132,4 +131,4 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()

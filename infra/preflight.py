@@ -77,7 +77,7 @@ def function_url_problem(variable: str, url: str, derived: bool) -> str | None:
             return None
     except psycopg.OperationalError as exc:
         reason = (str(exc).strip().splitlines() or [type(exc).__name__])[-1].strip()
-    role = conninfo_to_dict(url).get("user") or "ROLE"
+    role = str(conninfo_to_dict(url).get("user") or "ROLE")
     with_password = url_as(url, role, "PASSWORD")
     with_password = with_password.replace(":PASSWORD@", ":<password>@")
     with_password = with_password.replace("password=PASSWORD", "password=<password>")

@@ -29,6 +29,7 @@ import requests
 from infra import dead_letters, faults, reconcile, sandbox
 from infra.load import OrderStream
 from infra.local.process import LocalSystem
+from shopcore import db
 
 
 def _restart(system: LocalSystem, service: str) -> None:
@@ -60,12 +61,12 @@ def settle(system: LocalSystem, timeout: float) -> list[str]:
 
 def counts(system: LocalSystem) -> dict[str, int]:
     with psycopg.connect(system.stack.database_url) as write:
-        published = write.execute(
-            "SELECT count(*) FROM outbox WHERE published_at IS NOT NULL"
-        ).fetchone()[0]
-        orders = write.execute("SELECT count(*) FROM orders").fetchone()[0]
+        published = db.one(
+            write.execute("SELECT count(*) FROM outbox WHERE published_at IS NOT NULL").fetchone()
+        )[0]
+        orders = db.one(write.execute("SELECT count(*) FROM orders").fetchone())[0]
     with psycopg.connect(system.stack.read_database_url) as read:
-        projected = read.execute("SELECT count(*) FROM processed_events").fetchone()[0]
+        projected = db.one(read.execute("SELECT count(*) FROM processed_events").fetchone())[0]
     parked = len(dead_letters.list_dead_letters(system.stack.broker_url))
     return {
         "ordersInWriteDb": orders,

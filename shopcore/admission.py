@@ -80,7 +80,7 @@ def declared_length(content_length: str | None) -> int | None:
     if not text.isascii() or not text.isdigit():
         raise errors.InvalidInput("Content-Length must be a non-negative integer")
     if len(text.lstrip("0")) > _MAX_LENGTH_DIGITS:
-        return 10**_MAX_LENGTH_DIGITS  # more than any limit
+        return int(10**_MAX_LENGTH_DIGITS)  # more than any limit
     return int(text)
 
 

@@ -37,7 +37,9 @@ def http_handler(target: str, here: str) -> LambdaHandler:
     import functions_framework
     from apig_wsgi import make_lambda_handler
 
-    app = functions_framework.create_app(target, str(Path(here).with_name("main.py")), "http")
+    app = functions_framework.create_app(  # type: ignore[no-untyped-call]
+        target, str(Path(here).with_name("main.py")), "http"
+    )
     return make_lambda_handler(app)
 
 

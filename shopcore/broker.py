@@ -62,7 +62,7 @@ def is_usable(connection: pika.BlockingConnection | None) -> bool:
         connection.process_data_events(time_limit=0)
     except CONNECTION_ERRORS:
         return False
-    return connection.is_open
+    return bool(connection.is_open)
 
 
 def declare_topology(channel: BlockingChannel) -> None:
@@ -134,7 +134,8 @@ class ConnectionCache(Generic[T]):
             declare_topology(connection.channel())
             self._local.connection = connection
             self._local.resource = self._open_on(connection)
-        return self._local.resource
+        resource: T = self._local.resource
+        return resource
 
     def close(self) -> None:
         connection = getattr(self._local, "connection", None)

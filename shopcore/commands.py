@@ -38,9 +38,10 @@ def create_product(body: Any) -> int:
     at = events.now()
     event = events.product_created(None, at=at, **product)  # productId: added by the INSERT
     params = {**product, "at": at, "topic": events.PRODUCT_EVENTS, "event": jsonio.dumps(event)}
-    return db.run_statement(
-        db.command_pool(), lambda conn: conn.execute(INSERT_PRODUCT, params).fetchone()[0]
+    product_id: int = db.run_statement(
+        db.command_pool(), lambda conn: db.one(conn.execute(INSERT_PRODUCT, params).fetchone())[0]
     )
+    return product_id
 
 
 def merge_lines(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -78,9 +79,10 @@ def create_order(body: Any) -> int:
         jsonio.dumps(event),
     )
     try:
-        return db.run_statement(
-            db.command_pool(), lambda conn: conn.execute(PLACE_ORDER, params).fetchone()[0]
+        order_id: int = db.run_statement(
+            db.command_pool(), lambda conn: db.one(conn.execute(PLACE_ORDER, params).fetchone())[0]
         )
+        return order_id
     except psycopg.Error as exc:
         raise _refusal(exc) or exc from None
 

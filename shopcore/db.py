@@ -9,7 +9,7 @@ from __future__ import annotations
 import atexit
 import threading
 from collections.abc import Callable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import psycopg
 from psycopg_pool import ConnectionPool
@@ -120,6 +120,13 @@ def run_statement(pool: ConnectionPool, work: Callable[[psycopg.Connection], T])
                 raise
         pool.check()
     raise AssertionError("unreachable")
+
+
+def one(row: tuple[Any, ...] | None) -> tuple[Any, ...]:
+    """The row a statement that always returns one returned (an aggregate, RETURNING)."""
+    if row is None:
+        raise RuntimeError("the statement returned no row")
+    return row
 
 
 def close_pools() -> None:

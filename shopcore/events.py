@@ -115,7 +115,7 @@ class MalformedEvent(ValueError):
     """An event that cannot be applied: not JSON, unknown type, missing or invalid fields."""
 
 
-class _Number(fields.Field):
+class _Number(fields.Field[Any]):
     """A JSON number (int or Decimal, never bool or string)."""
 
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> Any:

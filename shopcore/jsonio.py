@@ -53,7 +53,7 @@ class _Unreadable:
         self.problem = problem
 
 
-class _Pairs(list):  # an object's members in order, duplicates kept
+class _Pairs(list[tuple[str, Any]]):  # an object's members in order, duplicates kept
     pass
 
 

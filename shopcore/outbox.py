@@ -167,6 +167,7 @@ def _wait_for_rows(
     sleep = idle_sleep
     while not stop.is_set() and time.monotonic() < deadline:
         stop.wait(min(sleep, max(0.0, deadline - time.monotonic())))
-        if conn.execute(HAS_PENDING).fetchone()[0]:
+        pending = conn.execute(HAS_PENDING).fetchone()
+        if pending and pending[0]:
             return
         sleep = min(sleep * 2, max_idle_sleep)

@@ -192,13 +192,13 @@ def _write_changes(conn: psycopg.Connection, c: Changes) -> None:
                 ),
             )
         if c.categories:
-            keys = list(c.categories)
+            names = list(c.categories)
             conn.execute(
                 UPSERT_CATEGORY_METRICS,
                 (
-                    keys,
-                    [c.categories[k].revenue for k in keys],
-                    [c.categories[k].orders for k in keys],
+                    names,
+                    [c.categories[k].revenue for k in names],
+                    [c.categories[k].orders for k in names],
                 ),
             )
         if c.customers:
@@ -213,8 +213,8 @@ def _write_changes(conn: psycopg.Connection, c: Changes) -> None:
                 ),
             )
         if c.hours:
-            keys = list(c.hours)
+            hours = list(c.hours)
             conn.execute(
                 UPSERT_HOURLY_SALES,
-                (keys, [c.hours[k].orders for k in keys], [c.hours[k].revenue for k in keys]),
+                (hours, [c.hours[h].orders for h in hours], [c.hours[h].revenue for h in hours]),
             )

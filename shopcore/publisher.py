@@ -8,8 +8,10 @@ many may be unconfirmed at once.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 import pika
+import pika.channel
 import pika.spec
 
 from shopcore import jsonio
@@ -105,10 +107,16 @@ class WindowedPublisher:
         else:
             self._unconfirmed.discard(method.delivery_tag)
 
-    def _on_return(self, _channel, method, properties, _body) -> None:
+    def _on_return(
+        self,
+        _channel: pika.channel.Channel,
+        method: pika.spec.Basic.Return,
+        properties: pika.BasicProperties,
+        _body: bytes,
+    ) -> None:
         self._failed.append(f"unroutable: {properties.message_id} ({method.reply_text})")
 
-    def _wait_until(self, done) -> None:
+    def _wait_until(self, done: Callable[[], bool]) -> None:
         deadline = time.monotonic() + CONFIRM_TIMEOUT_SECONDS
         while not done():
             if time.monotonic() > deadline:

@@ -32,7 +32,7 @@ def _money(value: Decimal) -> Decimal:
     return value.quantize(CENT)
 
 
-def _one(sql: str, key: Any) -> tuple | None:
+def _one(sql: str, key: Any) -> tuple[Any, ...] | None:
     with db.analytics_pool().connection() as conn:
         return conn.execute(sql, (key,)).fetchone()
 
@@ -128,9 +128,9 @@ def sync_status() -> dict[str, Any]:
     database = settings().analytics_database_url
     known = _projected_through.get(database, 0)
     with db.analytics_pool().connection() as read:
-        last_processed, newest, low, projected_in_window = read.execute(
-            READ_SIDE, {"hole_window": HOLE_WINDOW, "known": known}
-        ).fetchone()
+        last_processed, newest, low, projected_in_window = db.one(
+            read.execute(READ_SIDE, {"hole_window": HOLE_WINDOW, "known": known}).fetchone()
+        )
     if known > newest:  # the read database was emptied and is being rebuilt
         known = 0
     # every id in (low, newest] projected: no holes, whatever the outbox holds there
@@ -138,9 +138,9 @@ def sync_status() -> dict[str, Any]:
     _projected_through[database] = newest if no_holes else known
 
     with db.analytics_outbox_pool().connection() as write:
-        pending, oldest = write.execute(WRITTEN_AFTER, (newest,)).fetchone()
+        pending, oldest = db.one(write.execute(WRITTEN_AFTER, (newest,)).fetchone())
         written_in_window = (
-            0 if no_holes else write.execute(WRITTEN_IN_WINDOW, (low, newest)).fetchone()[0]
+            0 if no_holes else db.one(write.execute(WRITTEN_IN_WINDOW, (low, newest)).fetchone())[0]
         )
         if written_in_window > projected_in_window:
             written = write.execute(WRITTEN_IDS_IN_WINDOW, (low, newest)).fetchall()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -81,7 +81,7 @@ def _hourly(request: flask.Request) -> dict[str, Any]:
     return queries.hourly_sales(start, end)
 
 
-_handlers: dict[str, Callable[[flask.Request, dict[str, str]], dict[str, Any]]] = {
+_handlers: dict[str, Callable[[flask.Request, Mapping[str, Any]], dict[str, Any]]] = {
     "product_sales": lambda r, a: queries.product_sales(_id(a["product_id"], "productId")),
     "category_revenue": lambda r, a: queries.category_revenue(_category(a["category"])),
     "customer_ltv": lambda r, a: queries.customer_lifetime_value(

@@ -32,17 +32,15 @@ def _databases() -> tuple[psycopg.Connection, psycopg.Connection]:
                 connection.execute("ROLLBACK")  # an invocation cut short left a batch open
             connection.execute("SELECT 1")
         if len(cached) == 2:
-            return cached  # type: ignore[return-value]
+            return cached[0], cached[1]
     except psycopg.OperationalError:
         pass
     for connection in cached:
         connection.close()
     url = settings().relay_database_url
-    _local.connections = (
-        psycopg.connect(url, autocommit=True),
-        psycopg.connect(url, autocommit=True),
-    )
-    return _local.connections
+    fresh = (psycopg.connect(url, autocommit=True), psycopg.connect(url, autocommit=True))
+    _local.connections = fresh
+    return fresh
 
 
 def run(budget_seconds: float | None = None, watch: bool = False) -> DrainResult:

@@ -24,7 +24,7 @@ CENT = Decimal("0.01")
 _CENTS = Context(prec=28, traps=[InvalidOperation])
 
 
-class StrictInteger(fields.Field):
+class StrictInteger(fields.Field[Any]):
     """A JSON integer (not a boolean, not a string, not 1.0) within [minimum, maximum]."""
 
     def __init__(self, minimum: int, maximum: int, **kwargs: Any) -> None:
@@ -39,7 +39,7 @@ class StrictInteger(fields.Field):
         return value
 
 
-class Money(fields.Field):
+class Money(fields.Field[Any]):
     """A JSON number >= 0 with at most 2 decimal places, as a Decimal quantized to cents.
 
     Any exponent and digit count `jsonio.loads` lets through (1E+999999999999999999, 10**4000,
@@ -64,7 +64,7 @@ class Money(fields.Field):
         return cents.copy_abs()  # -0 is 0
 
 
-class Label(fields.Field):
+class Label(fields.Field[Any]):
     """A non-blank string of at most 255 characters, surrounding whitespace removed."""
 
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> str:
@@ -109,7 +109,8 @@ def load(schema: Schema, data: Any) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise errors.InvalidInput("request body must be a JSON object")
     try:
-        return schema.load(data)
+        loaded: dict[str, Any] = schema.load(data)
+        return loaded
     except ValidationError as exc:
         problems = dict(_flatten(exc.messages, data))
         field, message = next(iter(problems.items()))
@@ -126,6 +127,7 @@ def _flatten(messages: Any, data: Any, path: str | None = None) -> list[tuple[st
         return [("body" if path is None else path, "; ".join(str(m) for m in messages))]
     flat: list[tuple[str, str]] = []
     for key, value in messages.items():
+        child: str | None
         if isinstance(key, int):
             child = f"{path or ''}[{key}]"
             inner = data[key] if isinstance(data, list) and 0 <= key < len(data) else None

@@ -21,4 +21,5 @@ def document(api: str) -> dict[str, Any]:
     """The OpenAPI document of `api` ("command" or "query"), read once per process."""
     if api not in ("command", "query"):
         raise ValueError(f"no OpenAPI document for {api!r}")
-    return json.loads((HERE / f"{api}.json").read_text(encoding="utf-8"))
+    loaded: dict[str, Any] = json.loads((HERE / f"{api}.json").read_text(encoding="utf-8"))
+    return loaded

@@ -35,11 +35,11 @@ _HOP_BY_HOP = frozenset({"connection", "keep-alive", "transfer-encoding", "conte
 
 
 class Admit(Protocol):
-    """An app's checks of a request line and its headers, before its body is read: the
-    refusal it earns (404, 405, 415, ...) or None."""
+    """An app's checks of a request line and its headers (`header(b"content-type")`), before
+    its body is read: the refusal it earns (404, 405, 415, ...) or None."""
 
     def __call__(
-        self, method: str, path: str, request: wsgi.Request
+        self, method: str, path: str, header: Callable[[bytes], str | None]
     ) -> errors.ShopError | None: ...
 
 
