@@ -13,7 +13,7 @@ $(VENV)/.installed: pyproject.toml
 install: $(VENV)/.installed
 
 services:
-	infra/ensure-services.sh
+	infra/ops/ensure-services.sh
 
 ## run the whole system locally: command API :8080, query API :8081 (Ctrl-C stops)
 run: install services
@@ -39,15 +39,15 @@ format: install
 
 ## check a running system end to end (health, a product, an order, analytics, sync-status)
 verify: install
-	$(PY) -m infra.verify
+	$(PY) -m infra.ops.verify
 
 ## compare the read models with the write database (exit 1 on any drift)
 reconcile: install
-	$(PY) -m infra.reconcile
+	$(PY) -m infra.ops.reconcile
 
 ## three minutes of orders under random faults in a sandbox; reports the drift
 soak: install services
-	$(PY) -m infra.soak
+	$(PY) -m infra.harness.soak
 
 ## the benchmark suite, medians of 3 runs (4-10 minutes; needs wrk and pgbench)
 bench: install services

@@ -12,7 +12,7 @@ For each backlog size, with the pipeline idle:
 The projector's broker connection may have been dropped while it was stopped (missed
 heartbeats): its reconnect is part of the catch-up time, as it would be after any pause.
 Stock is not decremented for the backlog (no stock figure is checked); everything the read
-models hold is, by infra.reconcile, at the end.
+models hold is, by infra.ops.reconcile, at the end.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from typing import Any
 import psycopg
 
 from benchmarks import stats
-from infra.local.process import LocalSystem
+from infra.harness.local_system import LocalSystem
 
 RELAY = "relay schedule trigger"
 PROJECTOR = "projector queue trigger"

@@ -28,10 +28,10 @@ from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from benchmarks import amqp, http_load, processes
-from infra import migrate
 from infra.functions import REPO
+from infra.harness.local_system import free_port
 from infra.local import http_server
-from infra.local.process import free_port
+from infra.ops import migrate
 
 ORDER_TRANSACTION = Path(__file__).with_name("order_transaction.sql")
 POOL_PRODUCTS = 1000  # order_transaction.sql picks random(1, 1000)

@@ -2,7 +2,7 @@
 
 Polls cheaply (the newest projected outbox id, then the count of projected events against the
 outbox) until every event is projected, then checks exactness with the oracle,
-infra.reconcile.differences. All events projected is the moment the totals became exact only
+infra.ops.reconcile.differences. All events projected is the moment the totals became exact only
 if the oracle then finds nothing: if it finds differences, it is polled until the timeout, and
 differences left then are a FAILURE (reported with a sample), never a number.
 """
@@ -14,8 +14,8 @@ from typing import Any
 
 import psycopg
 
-from infra import reconcile
-from infra.sandbox import Stack
+from infra.harness.sandbox import Stack
+from infra.ops import reconcile
 
 WRITTEN = "SELECT coalesce(max(id), 0), count(*) FROM outbox"
 PROJECTED_UP_TO = "SELECT coalesce(max(outbox_id), 0) FROM processed_events"

@@ -16,8 +16,8 @@ import psutil
 import psycopg
 
 from benchmarks import processes
-from infra.local.process import LocalSystem
-from infra.sandbox import PG_SERVER
+from infra.harness.local_system import LocalSystem
+from infra.harness.sandbox import PG_SERVER
 
 
 def _cpu(process: psutil.Process) -> float:

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks import processes
-from infra.local.process import LocalSystem
+from infra.harness.local_system import LocalSystem
 
 
 def _status_kib(pid: int, field: str) -> int | None:

@@ -20,8 +20,8 @@ import psycopg
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
-from infra import migrate
-from shopcore.config import settings
+from infra.ops import migrate
+from shopcore.platform.config import settings
 
 ORDER = (Path(__file__).parent / "order_transaction.sql").read_text()
 NOTIFY = "SELECT pg_notify('outbox', '');\nCOMMIT;"

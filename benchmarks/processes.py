@@ -7,7 +7,7 @@ import re
 import psutil
 import psycopg
 
-from infra.local.process import LocalSystem
+from infra.harness.local_system import LocalSystem
 
 # what each supervised process serves (infra/local/__main__.py names them)
 FUNCTIONS = {

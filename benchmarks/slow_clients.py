@@ -56,7 +56,7 @@ from urllib.parse import urlsplit
 
 from benchmarks import http_load, processes
 from benchmarks.stats import percentile
-from infra.local.process import LocalSystem
+from infra.harness.local_system import LocalSystem
 
 BODY_BYTES = 1000  # what a body trickler declares: at a byte a second it never ends in time
 PROBE_TIMEOUT = 5.0

@@ -32,9 +32,9 @@ from benchmarks import (
     slow_clients,
 )
 from benchmarks.monitor import Timeline
-from infra import sandbox
+from infra.harness import sandbox
+from infra.harness.local_system import LocalSystem
 from infra.local import http_server
-from infra.local.process import LocalSystem
 
 # customer id ranges, far apart: ingest uses 1..customers
 IDLE_CUSTOMERS = 900_000_000_000

@@ -15,7 +15,7 @@ from typing import Any
 
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate
 
-from shopcore import jsonio
+from shopcore.platform import jsonio
 
 PRODUCT_EVENTS = "product-events"
 ORDER_EVENTS = "order-events"

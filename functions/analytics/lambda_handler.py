@@ -6,9 +6,9 @@ so routing, validation and errors are exactly main.py's.
 
 from typing import Any
 
-from shopcore import aws
+from shopcore.platform import aws_lambda
 
-_serve = aws.http_handler("analytics", __file__)
+_serve = aws_lambda.http_handler("analytics", __file__)
 
 
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:

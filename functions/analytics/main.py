@@ -3,7 +3,8 @@
 import flask
 import functions_framework
 
-from shopcore import http, logs, query_api
+from shopcore.platform import http, logs
+from shopcore.read import query_api
 
 logs.configure()
 

@@ -3,7 +3,8 @@
 import flask
 import functions_framework
 
-from shopcore import commands, http, logs
+from shopcore.platform import http, logs
+from shopcore.write import commands
 
 logs.configure()
 

@@ -3,9 +3,9 @@ it until Lambda's remaining time minus a safety margin. Returns the counts."""
 
 from typing import Any
 
-from shopcore import aws
+from shopcore.platform import aws_lambda
 
-_drain = aws.schedule_handler()
+_drain = aws_lambda.schedule_handler()
 
 
 def handler(event: dict[str, Any], context: Any) -> dict[str, int]:

@@ -8,7 +8,8 @@ between two scheduled runs.
 import functions_framework
 from cloudevents.http import CloudEvent
 
-from shopcore import logs, outages, relay
+from shopcore.pipeline import relay
+from shopcore.platform import logs, outages
 
 logs.configure()
 

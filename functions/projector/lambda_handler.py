@@ -4,9 +4,9 @@ source mapping redelivers the whole batch."""
 
 from typing import Any
 
-from shopcore import aws
+from shopcore.platform import aws_lambda
 
-_project = aws.queue_handler()
+_project = aws_lambda.queue_handler()
 
 
 def handler(event: dict[str, Any], context: Any) -> dict[str, int]:

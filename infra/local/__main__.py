@@ -19,10 +19,10 @@ import sys
 import time
 from dataclasses import dataclass
 
-from infra import migrate, preflight
 from infra.local import http_server
-from shopcore import broker
-from shopcore.config import settings
+from infra.ops import migrate, preflight
+from shopcore.pipeline import broker
+from shopcore.platform.config import settings
 
 GRACE_SECONDS = 30
 
@@ -84,7 +84,7 @@ def _projector_consumers() -> list[Service]:
     """PROJECTOR_CONSUMERS (default 2) queue-trigger processes, as a platform scales a
     queue-triggered function out under a backlog. Each is single-threaded Python (the GIL), so
     a backlog drains with one core per consumer; concurrent projectors are safe by design
-    (idempotent, commutative upserts in key order: shopcore/projections.py). Consumer k has
+    (idempotent, commutative upserts in key order: shopcore/read/projections.py). Consumer k has
     priority count - k: the broker feeds the second only while the first's prefetch is full,
     so a light stream still goes to one consumer in whole batches. The first is "projector
     queue trigger", the others "projector queue trigger #2", ..."""

@@ -13,25 +13,19 @@ Both answer GET /health. `infra/local/http_server.py` builds these command lines
 from __future__ import annotations
 
 import gc
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-import functions_framework
+from infra.functions import FUNCTIONS
+from infra.triggers.invoke import WSGIApp, load
+from shopcore import errors
+from shopcore.platform import admission, jsonio
+from shopcore.platform.config import settings
 
-from infra.functions import FUNCTIONS, Function
-from shopcore import admission, errors, jsonio
-from shopcore.config import settings
-
-WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
-# Every function answers these itself (shopcore/http.py); the gateway sends them to the first.
+# Every function answers these itself (shopcore/platform/http.py); the gateway sends them to
+# the first.
 META_PATHS = ("/health", "/openapi.json")
-
-
-def load(function: Function) -> WSGIApp:
-    return functions_framework.create_app(
-        function.target, str(function.source), function.signature_type
-    )
 
 
 @dataclass(frozen=True)

@@ -15,8 +15,9 @@ import threading
 import time
 
 from infra.functions import by_name
-from infra.local.invoke import CloudEventInvoker
-from shopcore import logs, relay
+from infra.triggers.invoke import CloudEventInvoker
+from shopcore.pipeline import relay
+from shopcore.platform import logs
 
 log = logging.getLogger("infra.schedule_trigger")
 

@@ -1,6 +1,6 @@
 """The OpenAPI 3 documents of the two HTTP APIs, kept beside the code as JSON.
 
-Each HTTP function serves its API's document at GET .../openapi.json (see `shopcore.http`).
+Each HTTP function serves its API's document at GET .../openapi.json (see `shopcore.platform.http`).
 """
 
 from __future__ import annotations

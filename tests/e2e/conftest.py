@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from infra.private_broker import PrivateRabbitMQ
+from infra.harness.private_broker import PrivateRabbitMQ
 from tests.support import stack as stacks
 from tests.support.local_system import LocalSystem
 

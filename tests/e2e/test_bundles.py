@@ -1,6 +1,6 @@
 """Each function's bundle runs from the bundle alone.
 
-`python -m infra.bundle --platform native` builds the five zips with real wheels from the
+`python -m infra.deploy.bundle --platform native` builds the five zips with real wheels from the
 lock files (for this machine's interpreter, so they run here; the aws build differs only in
 the platform tag pip selects). Each zip is unpacked next to a fresh virtual environment with
 nothing installed, and a Python isolated from the repository (no site-packages, no user site,
@@ -63,7 +63,7 @@ print(json.dumps({"handler": callable(getattr(lambda_handler, "handler", None))}
 @pytest.fixture(scope="module")
 def bundles(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     work = tmp_path_factory.mktemp("bundles")
-    argv = [sys.executable, "-m", "infra.bundle", "--platform", "native"]
+    argv = [sys.executable, "-m", "infra.deploy.bundle", "--platform", "native"]
     argv += ["--out", str(work / "dist"), "--cache-dir", str(work / "pip-cache")]
     done = subprocess.run(argv, cwd=REPO, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]

@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 
 from infra.functions import REPO
-from infra.local.process import free_port
+from infra.harness.local_system import free_port
 from tests.support.edge_apps import RAN_LOG
 
 LIMITS = {

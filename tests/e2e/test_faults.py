@@ -3,7 +3,7 @@ stream of orders, each ending with the reconciliation oracle showing zero drift.
 
 The machine's Postgres and RabbitMQ are shared: a fault hits only what the test owns (its
 processes, vhost, databases). A broker restart happens on a private RabbitMQ node started
-for the test (infra/private_broker.py), never on the shared one."""
+for the test (infra/harness/private_broker.py), never on the shared one."""
 
 from __future__ import annotations
 
@@ -16,12 +16,14 @@ import psycopg
 import pytest
 import requests
 
-from infra import dead_letters, faults, reconcile
-from infra.load import OrderStream
-from infra.private_broker import PrivateRabbitMQ, private_rabbitmq
-from infra.sandbox import AMQP_SERVER
-from shopcore import broker, events, publisher
-from shopcore.outbox import OutboxRow
+from infra.harness import faults
+from infra.harness.load import OrderStream
+from infra.harness.private_broker import PrivateRabbitMQ, private_rabbitmq
+from infra.harness.sandbox import AMQP_SERVER
+from infra.ops import dead_letters, reconcile
+from shopcore import events
+from shopcore.pipeline import broker, publisher
+from shopcore.pipeline.outbox import OutboxRow
 from tests.e2e.conftest import running_system
 from tests.support.local_system import LocalSystem
 

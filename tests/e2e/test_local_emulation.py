@@ -15,7 +15,7 @@ import psycopg
 import pytest
 import requests
 
-from infra import verify
+from infra.ops import verify
 from tests.e2e.conftest import running_system
 from tests.support.local_system import LocalSystem
 

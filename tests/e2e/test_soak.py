@@ -2,7 +2,7 @@
 
 import pytest
 
-from infra import soak
+from infra.harness import soak
 
 
 @pytest.mark.slow

@@ -1,6 +1,6 @@
 import pytest
 
-from shopcore.config import settings
+from shopcore.platform.config import settings
 
 
 @pytest.fixture(autouse=True)

@@ -7,7 +7,8 @@ from urllib.parse import quote
 
 import pytest
 
-from shopcore import jsonio, queries
+from shopcore.platform import jsonio
+from shopcore.read import queries
 from tests.support.functions import http_client, read_rows, relay_and_project, write_rows
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from shopcore.config import settings
+from shopcore.platform.config import settings
 from tests.support.functions import http_client, write_rows
 
 PRODUCT = {"name": "Key", "category": "Keys", "price": 1, "stock": 1}

@@ -7,7 +7,8 @@ from decimal import Decimal
 
 import pytest
 
-from shopcore import events, jsonio
+from shopcore import events
+from shopcore.platform import jsonio
 from tests.support.functions import http_client, read_rows, relay_and_project, write_rows
 
 

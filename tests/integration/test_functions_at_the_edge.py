@@ -10,9 +10,9 @@ import pytest
 from werkzeug.test import EnvironBuilder, run_wsgi_app
 
 from infra.functions import by_name
-from infra.local.gateway import load
-from shopcore import jsonio
-from shopcore.config import settings
+from infra.triggers.invoke import load
+from shopcore.platform import jsonio
+from shopcore.platform.config import settings
 from tests.support.functions import http_client, write_rows
 
 COMMANDS = ("create_product", "create_order")

@@ -1,4 +1,4 @@
-"""The GCP push bridge for real: RabbitMQ -> `python -m infra.gcp.bridge` -> the projector
+"""The GCP push bridge for real: RabbitMQ -> `python -m infra.deploy.gcp.bridge` -> the projector
 served alone by functions-framework over HTTP (as Cloud Run functions serves it) -> read_db.
 
 Events come from the real write side: products and an order through their functions, then
@@ -20,9 +20,9 @@ from pathlib import Path
 import pytest
 
 from infra.functions import REPO, by_name
-from infra.local.process import free_port
-from infra.sandbox import Stack
-from shopcore import broker
+from infra.harness.local_system import free_port
+from infra.harness.sandbox import Stack
+from shopcore.pipeline import broker
 from tests.support.functions import drain_queue, http_client, read_rows, relay_invoker
 
 
@@ -98,7 +98,7 @@ def test_bridge_pushes_published_events_to_the_projector_over_http(
     assert relay_invoker()({}) == 200  # the outbox -> RabbitMQ
 
     log = tmp_path / "bridge.log"
-    argv = [sys.executable, "-m", "infra.gcp.bridge", "--target", projector_url]
+    argv = [sys.executable, "-m", "infra.deploy.gcp.bridge", "--target", projector_url]
     bridge = start(argv, {**env, "PROJECTOR_BATCH_WINDOW_MS": "50"}, log)
     try:
         wait_until(

@@ -10,10 +10,10 @@ import pytest
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
-from infra import migrate, preflight
 from infra.local.__main__ import FUNCTION_ROLES
-from shopcore import jsonio
-from shopcore.config import settings
+from infra.ops import migrate, preflight
+from shopcore.platform import jsonio
+from shopcore.platform.config import settings
 from tests.support import stack as stacks
 from tests.support.functions import http_client, relay_and_project
 

@@ -8,9 +8,11 @@ from decimal import Decimal
 import psycopg
 import pytest
 
-from shopcore import broker, events, jsonio, outbox
-from shopcore.config import settings
-from shopcore.publisher import PublishFailed, WindowedPublisher
+from shopcore import events
+from shopcore.pipeline import broker, outbox
+from shopcore.pipeline.publisher import PublishFailed, WindowedPublisher
+from shopcore.platform import jsonio
+from shopcore.platform.config import settings
 from tests.support.functions import drain_queue, relay_invoker, write_rows
 
 
@@ -164,7 +166,7 @@ def test_a_refused_batch_rolls_back_the_one_behind_it_too(unique):
 
 
 def test_relay_recovers_after_the_broker_drops_its_connection(unique):
-    from shopcore import relay
+    from shopcore.pipeline import relay
 
     add_product_event(f"{unique}-a")
     assert relay_invoker()({}) == 200

@@ -1,4 +1,4 @@
-"""infra/private_broker.py: a RabbitMQ node of a test's own, on the installed RabbitMQ, that
+"""infra/harness/private_broker.py: a RabbitMQ node of a test's own, on the installed RabbitMQ, that
 leaves nothing behind, whatever happened while it ran."""
 
 from __future__ import annotations
@@ -8,8 +8,8 @@ import subprocess
 
 import pytest
 
-from infra.private_broker import private_rabbitmq
-from shopcore import broker
+from infra.harness.private_broker import private_rabbitmq
+from shopcore.pipeline import broker
 
 
 @pytest.mark.slow

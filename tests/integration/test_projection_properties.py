@@ -25,10 +25,11 @@ import psycopg
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from shopcore import events, jsonio
-from shopcore.config import settings as shop_settings
+from shopcore import events
 from shopcore.events import Event
-from shopcore.projections import apply_events
+from shopcore.platform import jsonio
+from shopcore.platform.config import settings as shop_settings
+from shopcore.read.projections import apply_events
 
 # The `services` fixture (autouse) only points this process at the run's stack: sharing it
 # between examples is intended.

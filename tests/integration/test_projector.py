@@ -9,7 +9,9 @@ from decimal import Decimal
 import pika
 import pytest
 
-from shopcore import broker, events, jsonio, messages
+from shopcore import events
+from shopcore.pipeline import broker, messages
+from shopcore.platform import jsonio
 from tests.support.functions import drain_queue, projector_invoker, read_rows
 
 

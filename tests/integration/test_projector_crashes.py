@@ -6,7 +6,9 @@ from __future__ import annotations
 import psycopg
 import pytest
 
-from shopcore import broker, events, projections
+from shopcore import events
+from shopcore.pipeline import broker
+from shopcore.read import projections
 from tests.support.functions import (
     as_batch,
     drain_queue,

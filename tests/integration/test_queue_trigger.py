@@ -7,8 +7,9 @@ import time
 
 import pytest
 
-from infra.local.queue_trigger import QueueTrigger
-from shopcore import broker, events, messages
+from infra.triggers.queue import QueueTrigger
+from shopcore import events
+from shopcore.pipeline import broker, messages
 from tests.support.functions import drain_queue, publish_raw
 
 

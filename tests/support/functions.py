@@ -9,10 +9,9 @@ import psycopg
 from werkzeug.test import Client
 
 from infra.functions import by_name
-from infra.local.gateway import load
-from infra.local.invoke import CloudEventInvoker
-from shopcore import broker, messages
-from shopcore.config import settings
+from infra.triggers.invoke import CloudEventInvoker, load
+from shopcore.pipeline import broker, messages
+from shopcore.platform.config import settings
 
 
 def http_client(name: str) -> Client:

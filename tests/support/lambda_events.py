@@ -17,7 +17,8 @@ from typing import Any
 import pika
 
 from infra.functions import by_name
-from shopcore import jsonio, messages
+from shopcore.pipeline import messages
+from shopcore.platform import jsonio
 
 EVENTS = Path(__file__).resolve().parent.parent / "events"
 

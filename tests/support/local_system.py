@@ -1,5 +1,6 @@
-"""Re-exported for the tests: the local emulation as real processes (infra/local/process.py)."""
+"""Re-exported for the tests: the local emulation as real processes
+(infra/harness/local_system.py)."""
 
-from infra.local.process import LocalSystem, free_port
+from infra.harness.local_system import LocalSystem, free_port
 
 __all__ = ["LocalSystem", "free_port"]

@@ -6,8 +6,9 @@ import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from infra.sandbox import AMQP_SERVER, Stack, create, drop
-from shopcore import config, consumer, db, relay
+from infra.harness.sandbox import AMQP_SERVER, Stack, create, drop
+from shopcore.pipeline import projector, relay
+from shopcore.platform import config, db
 
 __all__ = ["Stack", "activate", "create", "drop", "isolated", "reset_process_state"]
 
@@ -21,7 +22,7 @@ def activate(stack: Stack) -> None:
 def reset_process_state() -> None:
     db.close_pools()
     relay.close()
-    consumer._dead_letter_channels.close()
+    projector._dead_letter_channels.close()
     config.settings.cache_clear()
 
 

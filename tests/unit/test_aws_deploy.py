@@ -1,4 +1,5 @@
-"""`python -m infra.aws` against moto's `mock_aws` (no AWS account, nothing leaves this process).
+"""`python -m infra.deploy.aws` against moto's `mock_aws` (no AWS account, nothing leaves this
+process).
 
 moto 5 rejects Amazon MQ event source mappings ("Invalid EventSourceArn") and does not
 implement API Gateway v2's UpdateStage: those calls are tested with botocore's Stubber, which
@@ -23,15 +24,15 @@ from botocore.stub import Stubber
 from moto import mock_aws
 from moto.iam import models as moto_iam_models
 
-from infra.aws import http_api, lambdas, mapping, schedule
-from infra.aws import iam as aws_iam
-from infra.aws.__main__ import main, parser
-from infra.aws.config import DeployConfig
-from infra.aws.context import Deployment
-from infra.aws.deploy import DeployError, deploy, remove
-from infra.aws.plan import Plan
+from infra.deploy.aws import http_api, lambdas, mapping, schedule
+from infra.deploy.aws import iam as aws_iam
+from infra.deploy.aws.__main__ import main, parser
+from infra.deploy.aws.config import DeployConfig
+from infra.deploy.aws.context import Deployment
+from infra.deploy.aws.deploy import DeployError, deploy, remove
+from infra.deploy.aws.plan import Plan
 from infra.functions import FUNCTIONS, REPO, Function, by_name
-from shopcore import config as shop_config
+from shopcore.platform import config as shop_config
 from tests.support.lambda_events import load_event
 
 REGION = "eu-west-1"
@@ -88,7 +89,7 @@ def write_bundle(path: Path, content: str) -> None:
 
 @pytest.fixture
 def bundles(tmp_path) -> Path:
-    """Small stand-ins for `python -m infra.bundle`'s dist/<name>.zip."""
+    """Small stand-ins for `python -m infra.deploy.bundle`'s dist/<name>.zip."""
     for function in FUNCTIONS:
         write_bundle(
             tmp_path / f"{function.name}.zip", f"def handler(e, c):\n    return {function.name!r}\n"
@@ -102,7 +103,7 @@ def cfg(bundles) -> DeployConfig:
 
 
 def expected_routes(functions: list[Function]) -> set[str]:
-    """Written out from infra/functions.py here, not taken from infra.aws: path-only routing
+    """Written out from infra/functions.py here, not taken from infra.deploy.aws: path-only routing
     as the local gateway does it, plus each API's health and OpenAPI document."""
     routes = {"ANY /health", "ANY /openapi.json"}
     for function in functions:
@@ -185,7 +186,7 @@ def test_deploy_creates_exactly_the_expected_resources(session, cfg):
         assert deployed["Timeout"] == function.timeout_seconds
         assert deployed["MemorySize"] == 512
         assert deployed["Role"] == f"arn:aws:iam::{account}:role/shop/{cfg.role_name(function)}"
-        assert deployed["Tags"] == {"project": "shop", "managed-by": "infra.aws"}
+        assert deployed["Tags"] == {"project": "shop", "managed-by": "infra.deploy.aws"}
         variables = deployed["Environment"]["Variables"]
         uses_broker = function.trigger in ("schedule", "queue")
         assert set(variables) == set(function.database_urls) | (
@@ -414,7 +415,7 @@ PLAN_LINE = re.compile(
 
 
 def printed_plan(text: str) -> dict[tuple[str, str], tuple[str, str]]:
-    """{(kind, name): (action, detail)} of every step line `python -m infra.aws` printed."""
+    """{(kind, name): (action, detail)} of every step line `python -m infra.deploy.aws` printed."""
     steps = {}
     for line in text.splitlines():
         match = PLAN_LINE.match(line)
@@ -536,7 +537,7 @@ def test_amazon_mq_mappings_one_per_queue_are_created_then_left_alone():
             "SourceAccessConfigurations": [{"Type": "BASIC_AUTH", "URI": SECRET}],
             "BatchSize": mapping.BATCH_SIZE,
             "Enabled": True,
-            "Tags": {"project": "shop", "managed-by": "infra.aws"},
+            "Tags": {"project": "shop", "managed-by": "infra.deploy.aws"},
         }
         stub.add_response(
             "create_event_source_mapping", mapping_response(queue, f"uuid-{n}"), expected
@@ -616,7 +617,7 @@ def test_amazon_mq_mappings_converge():
                 ],
                 "BatchSize": mapping.BATCH_SIZE,
                 "Enabled": True,
-                "Tags": {"project": "shop", "managed-by": "infra.aws"},
+                "Tags": {"project": "shop", "managed-by": "infra.deploy.aws"},
             },
         )
     d = stub_deployment({"lambda": lam}, mq_vhost="shop", **MQ)
@@ -714,12 +715,13 @@ def test_a_function_is_created_once_its_new_role_can_be_assumed(tmp_path):
 
 
 def test_the_commands_in_the_deploy_guide_are_valid():
-    """docs/deploy-aws.md's `python -m infra.aws` examples parse with the real command line."""
+    """docs/deploy-aws.md's `python -m infra.deploy.aws` examples parse with the real command
+    line."""
     text = (REPO / "docs" / "deploy-aws.md").read_text().replace("\\\n", " ")
     commands = [
-        line.split("python -m infra.aws", 1)[1].split()
+        line.split("python -m infra.deploy.aws", 1)[1].split()
         for line in text.splitlines()
-        if line.startswith("python -m infra.aws ")
+        if line.startswith("python -m infra.deploy.aws ")
     ]
     assert len(commands) >= 4
     for argv in commands:

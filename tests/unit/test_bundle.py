@@ -1,6 +1,6 @@
-"""infra.bundle without the network: the committed lock files pin what each function requires,
-and a bundle holds exactly its entry points, shopcore and the pins (tests/e2e/test_bundles.py
-builds real ones with real wheels and runs them)."""
+"""infra.deploy.bundle without the network: the committed lock files pin what each function
+requires, and a bundle holds exactly its entry points, shopcore and the pins
+(tests/e2e/test_bundles.py builds real ones with real wheels and runs them)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import pytest
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
-from infra import bundle
+from infra.deploy import bundle
 from infra.functions import FUNCTIONS, REPO, Function
 
 

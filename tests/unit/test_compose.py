@@ -1,5 +1,5 @@
 """The deployment files agree with the code: docker-compose.yml (generated from
-infra.functions.FUNCTIONS by infra.compose), .env.example, each function's requirements.txt.
+infra.functions.FUNCTIONS by infra.deploy.compose), .env.example, each function's requirements.txt.
 Nothing runs; the files are only read."""
 
 from __future__ import annotations
@@ -18,10 +18,10 @@ from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 from psycopg.conninfo import conninfo_to_dict
 
-from infra import compose as compose_file
+from infra.deploy import compose as compose_file
 from infra.functions import FUNCTIONS, REPO, Function
 from infra.local.__main__ import FUNCTION_ROLES
-from infra.migrate import role_passwords
+from infra.ops.migrate import role_passwords
 
 COMPOSE = REPO / "docker-compose.yml"
 ENV_EXAMPLE = REPO / ".env.example"
@@ -171,7 +171,7 @@ def command(service: dict) -> list[str]:
 def test_compose_file_is_the_one_generated_from_the_function_definitions() -> None:
     assert COMPOSE.read_text() == compose_file.render(), (
         "docker-compose.yml differs from what infra/functions.py gives: "
-        "run `python -m infra.compose` (and edit infra/compose.py, not the YAML)"
+        "run `python -m infra.deploy.compose` (and edit infra/deploy/compose.py, not the YAML)"
     )
 
 
@@ -371,7 +371,7 @@ def test_app_services_connect_only_as_their_functions_roles(name: str) -> None:
 
 def test_the_migration_gives_the_roles_the_passwords_the_services_use() -> None:
     migrate = services()["migrate"]
-    assert command(migrate)[-3:] == ["-m", "infra.migrate", "--set-role-passwords"]
+    assert command(migrate)[-3:] == ["-m", "infra.ops.migrate", "--set-role-passwords"]
     env = migrate["environment"]
     assert conninfo_to_dict(env["DATABASE_URL"])["user"] == "postgres"
     assert conninfo_to_dict(env["READ_DATABASE_URL"])["dbname"] == "read_db"

@@ -9,7 +9,8 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from shopcore import events, jsonio
+from shopcore import events
+from shopcore.platform import jsonio
 
 ids = st.integers(min_value=1, max_value=2**63 - 1)
 amounts = st.decimals(min_value=0, max_value=10**9, places=2, allow_nan=False)

@@ -9,7 +9,8 @@ from typing import Any
 
 import pytest
 
-from shopcore import events, jsonio
+from shopcore import events
+from shopcore.platform import jsonio
 
 AT = datetime(2024, 3, 1, 12, 30, 45, 123000, tzinfo=UTC)
 ITEMS = [

@@ -11,9 +11,9 @@ import pytest
 from psycopg.conninfo import conninfo_to_dict
 
 import infra.local.__main__ as local
-from infra import preflight
-from infra.migrate import role_passwords
-from shopcore.config import settings
+from infra.ops import preflight
+from infra.ops.migrate import role_passwords
+from shopcore.platform.config import settings
 
 ROLE_URLS = [variable for variable, _role, _base in local.FUNCTION_ROLES]
 

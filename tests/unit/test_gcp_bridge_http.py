@@ -14,9 +14,9 @@ from typing import Any
 
 import pytest
 
-from infra.gcp import bridge
-from infra.local.process import free_port
-from shopcore import messages
+from infra.deploy.gcp import bridge
+from infra.harness.local_system import free_port
+from shopcore.pipeline import messages
 
 BATCH = {"eventSource": "aws:rmq", "rmqMessagesByQueue": {"order-events::/": []}}
 

@@ -1,4 +1,4 @@
-"""`python -m infra.gcp deploy|teardown --dry-run` against infra/functions.py.
+"""`python -m infra.deploy.gcp deploy|teardown --dry-run` against infra/functions.py.
 
 Nothing reaches Google Cloud. The printed script is read (every function with its entry point,
 trigger and variables; the relay's schedule; the bridge to the projector) and then run by bash
@@ -19,8 +19,8 @@ from pathlib import Path
 
 import pytest
 
+from infra.deploy.gcp import deploy
 from infra.functions import FUNCTIONS, REPO, Function
-from infra.gcp import deploy
 
 PROJECT, REGION = "shop-test", "europe-west1"
 SECRETS = {
@@ -35,7 +35,7 @@ SECRETS = {
 
 @cache
 def script(action: str) -> str:
-    argv = [sys.executable, "-m", "infra.gcp", action, "--dry-run"]
+    argv = [sys.executable, "-m", "infra.deploy.gcp", action, "--dry-run"]
     argv += ["--project", PROJECT, "--region", REGION]
     env = {**os.environ, **SECRETS}
     return subprocess.run(
@@ -140,7 +140,7 @@ def test_the_bridge_pushes_the_projector_queues_to_the_projector() -> None:
     [bridge] = commands("deploy", "gcloud", "run", "deploy")
     assert bridge[3] == deploy.bridge_name(function)
     args = flag(bridge, "--args").split(",")
-    assert args[:2] == ["-m", "infra.gcp.bridge"]
+    assert args[:2] == ["-m", "infra.deploy.gcp.bridge"]
     assert args[args.index("--target") + 1] == captured_url(function.name)
     assert "--id-token" in args
     assert args[args.index("--health-port") + 1] == flag(bridge, "--port")

@@ -8,7 +8,7 @@ from decimal import Decimal
 
 import pytest
 
-from shopcore import jsonio
+from shopcore.platform import jsonio
 
 # --- loads ---------------------------------------------------------------------------------
 

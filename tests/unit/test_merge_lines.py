@@ -5,7 +5,7 @@ from __future__ import annotations
 import copy
 from decimal import Decimal
 
-from shopcore.commands import merge_lines
+from shopcore.write.commands import merge_lines
 
 
 def line(product_id: int, quantity: int, price: str) -> dict:

@@ -8,7 +8,7 @@ import copy
 import pika
 import pytest
 
-from shopcore import messages
+from shopcore.pipeline import messages
 
 # Amazon MQ for RabbitMQ's documented example event for Lambda, plus one header holding
 # non-ASCII text: Java serialises its bytes signed, so 0xC3 0xA9 ("é") arrive as -61, -87.

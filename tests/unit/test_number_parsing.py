@@ -21,8 +21,12 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from werkzeug.test import EnvironBuilder
 
-from shopcore import consumer, errors, http, jsonio, queries, query_api, schemas
-from shopcore.messages import QueueMessage
+from shopcore import errors
+from shopcore.pipeline import projector
+from shopcore.pipeline.messages import QueueMessage
+from shopcore.platform import http, jsonio
+from shopcore.read import queries, query_api
+from shopcore.write import schemas
 
 PROPERTY = settings(max_examples=300, deadline=None)
 HUGE_EXPONENT = "1e99999999999999999999"  # beyond Decimal's exponent range: InvalidOperation
@@ -484,7 +488,7 @@ def test_outbox_id_header_is_an_id_or_none(text):
     message = QueueMessage(
         queue="order-events", body=b"", properties={"headers": {"ce-sequence": text}}
     )
-    value = consumer._outbox_id(message)
+    value = projector._outbox_id(message)
     if value is None:
         assert (
             not re.fullmatch(r"[0-9]+", text)

@@ -10,8 +10,11 @@ import pytest
 import schemathesis
 
 from infra.functions import FUNCTIONS
-from shopcore import errors, http, openapi, query_api, schemas
-from shopcore.config import settings
+from shopcore import errors, openapi
+from shopcore.platform import http
+from shopcore.platform.config import settings
+from shopcore.read import query_api
+from shopcore.write import schemas
 
 HTTP_FUNCTIONS = [f for f in FUNCTIONS if f.trigger == "http"]
 

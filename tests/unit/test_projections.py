@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from shopcore.events import Event, OrderCreated, OrderLine, ProductCreated
-from shopcore.projections import Changes, Sales, Spend, hour_of, summarize
+from shopcore.read.projections import Changes, Sales, Spend, hour_of, summarize
 
 T0 = datetime(2024, 5, 1, 10, 15, tzinfo=UTC)
 

@@ -22,8 +22,10 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from shopcore import errors, jsonio, schemas
-from shopcore.config import settings as shop_settings
+from shopcore import errors
+from shopcore.platform import jsonio
+from shopcore.platform.config import settings as shop_settings
+from shopcore.write import schemas
 
 LIMIT = shop_settings().max_order_items
 CENT = schemas.CENT

@@ -8,8 +8,10 @@ from typing import Any
 
 import pytest
 
-from shopcore import errors, jsonio, schemas
-from shopcore.config import settings
+from shopcore import errors
+from shopcore.platform import jsonio
+from shopcore.platform.config import settings
+from shopcore.write import schemas
 
 PRODUCT = {"name": "Laptop", "category": "Tech", "price": 999, "stock": 50}
 ITEM = {"productId": 1, "quantity": 2, "price": Decimal("9.99")}

@@ -23,7 +23,8 @@ import httptools
 
 from infra.local.edge import wsgi
 from infra.local.edge.limits import Limits
-from shopcore import admission, errors, jsonio
+from shopcore import errors
+from shopcore.platform import admission, jsonio
 
 log = logging.getLogger("infra.local.edge")
 

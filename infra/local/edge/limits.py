@@ -7,7 +7,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from shopcore.config import settings
+from shopcore.platform.config import settings
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,1 @@
+"""Deployment: per-function bundles, docker-compose.yml, AWS and Google Cloud."""

@@ -1,2 +1,0 @@
-"""Google Cloud Run functions: the deployment script (deploy.py) and the RabbitMQ push bridge
-(bridge.py). `python -m infra.gcp deploy|teardown [--dry-run]`."""

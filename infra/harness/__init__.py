@@ -1,0 +1,1 @@
+"""For tests, the soak and the benchmarks: sandboxes, the system as processes, load, faults."""

@@ -1,0 +1,1 @@
+"""Operations: migrate, preflight checks, verify, reconcile, dead letters (the `shop` command)."""

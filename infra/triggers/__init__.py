@@ -1,0 +1,1 @@
+"""What turns a trigger into a function invocation, for the local emulation and the GCP bridge."""

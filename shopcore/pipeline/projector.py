@@ -1,0 +1,118 @@
+"""The projector's work on one batch of queue messages.
+
+Valid events are applied in one read-database transaction; a message that cannot be applied
+(not JSON, unknown type, missing fields) is parked in the dead-letter queue with its reason so
+it never blocks the rest. The trigger acks the batch only after this returns.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import psycopg
+
+from shopcore import events
+from shopcore.pipeline import broker
+from shopcore.pipeline.messages import QueueMessage
+from shopcore.platform import db, logs
+from shopcore.platform.outages import UNAVAILABLE
+from shopcore.read.projections import apply_events
+
+log = logging.getLogger("shopcore.pipeline.projector")
+
+DeadLetter = Callable[[QueueMessage, str], None]
+
+_dead_letter_channels = broker.ConnectionCache(broker.confirmed_channel)
+
+
+def park(message: QueueMessage, reason: str) -> None:
+    """Dead-letter through this process's cached, confirm-mode broker channel."""
+    try:
+        broker.dead_letter(
+            _dead_letter_channels.get(), message.queue, message.body, message.properties, reason
+        )
+    except broker.CONNECTION_ERRORS:
+        _dead_letter_channels.close()
+        raise
+
+
+@dataclass
+class BatchOutcome:
+    received: int = 0
+    applied: int = 0
+    duplicates: int = 0
+    dead_lettered: list[str] = field(default_factory=list)
+    event_ids: list[str] = field(default_factory=list)
+
+
+_MAX_BIGINT = 2**63 - 1
+
+
+def _outbox_id(message: QueueMessage) -> int | None:
+    """The relay's `ce-sequence` header as an outbox id; None when absent or not one. Checked
+    before int() reads it: int() raises ValueError for '²' (a digit to str.isdigit) and for
+    more than 4300 digits, and takes other scripts' digits ('١٢' is 12)."""
+    sequence = message.header("ce-sequence")
+    if not sequence or len(sequence) > 19 or not sequence.isascii() or not sequence.isdigit():
+        return None
+    value = int(sequence)
+    return value if value <= _MAX_BIGINT else None
+
+
+def project_batch(messages: list[QueueMessage], dead_letter: DeadLetter = park) -> BatchOutcome:
+    outcome = BatchOutcome(received=len(messages))
+    parsed: list[tuple[QueueMessage, events.Event, int | None]] = []
+    rejected: list[tuple[QueueMessage, str]] = []
+    for message in messages:
+        try:
+            parsed.append((message, events.parse(message.body), _outbox_id(message)))
+        except events.MalformedEvent as exc:
+            rejected.append((message, str(exc)))
+
+    if parsed:
+        refused = 0
+        try:
+            outcome.applied = _apply([(event, oid) for _, event, oid in parsed])
+        except UNAVAILABLE:
+            raise
+        except psycopg.Error as exc:
+            # The database refused something in this batch (a value out of range, say).
+            # Apply one event per transaction so only the offender is parked.
+            log.warning("batch refused by the read database (%s); applying one by one", exc)
+            outcome.applied = refused = 0
+            for message, event, oid in parsed:
+                try:
+                    outcome.applied += _apply([(event, oid)])
+                except UNAVAILABLE:
+                    raise
+                except psycopg.Error as single:
+                    refused += 1
+                    rejected.append((message, f"refused by the read database: {single}"))
+        outcome.duplicates = len(parsed) - outcome.applied - refused
+        outcome.event_ids = [str(event.event_id) for _, event, _ in parsed]
+    # After the commit: if parking fails the batch is redelivered, the applied events are
+    # recognised as duplicates, and parking is tried again.
+    for message, reason in rejected:
+        dead_letter(message, reason)
+        outcome.dead_lettered.append(message.properties.get("messageId") or "?")
+        log.warning("dead-lettered a message from %s: %s", message.queue, reason)
+    return outcome
+
+
+def _apply(batch: list[tuple[events.Event, int | None]]) -> int:
+    return db.run_in_transaction(db.projector_pool(), lambda uow: apply_events(uow.conn, batch))
+
+
+def handle_batch(batch: list[QueueMessage]) -> BatchOutcome:
+    """One projector invocation, whatever the host: apply the batch, log one line about it."""
+    with logs.invocation("projector", received=len(batch)) as record:
+        outcome = project_batch(batch)
+        record.update(
+            applied=outcome.applied,
+            duplicates=outcome.duplicates,
+            deadLettered=len(outcome.dead_lettered),
+            eventIds=outcome.event_ids[:50],
+        )
+    return outcome

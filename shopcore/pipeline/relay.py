@@ -1,0 +1,78 @@
+"""The outbox relay's invocation: drain the outbox to RabbitMQ within a time budget.
+
+Its database connection and broker channel are cached across warm invocations and checked at
+the start of each, so a restarted Postgres or RabbitMQ costs a reconnect, not an outage.
+"""
+
+from __future__ import annotations
+
+import threading
+
+import psycopg
+from psycopg import pq
+
+from shopcore.pipeline import broker
+from shopcore.pipeline.outbox import DrainResult, drain
+from shopcore.pipeline.publisher import PublishFailed, WindowedPublisher
+from shopcore.platform import logs
+from shopcore.platform.config import settings
+
+# Cached per thread: a host may run several invocations at once, each needs its own.
+_local = threading.local()
+_publishers = broker.ConnectionCache(WindowedPublisher)
+# Set by a host that is shutting down: the current batch completes, then the drain ends.
+stop_requested = threading.Event()
+
+
+def _databases() -> tuple[psycopg.Connection, psycopg.Connection]:
+    """This thread's two connections (the drain keeps two batches in flight), checked."""
+    cached: tuple[psycopg.Connection, ...] = getattr(_local, "connections", ())
+    try:
+        for connection in cached:
+            if connection.info.transaction_status != pq.TransactionStatus.IDLE:
+                connection.execute("ROLLBACK")  # an invocation cut short left a batch open
+            connection.execute("SELECT 1")
+        if len(cached) == 2:
+            return cached[0], cached[1]
+    except psycopg.OperationalError:
+        pass
+    for connection in cached:
+        connection.close()
+    url = settings().relay_database_url
+    fresh = (psycopg.connect(url, autocommit=True), psycopg.connect(url, autocommit=True))
+    _local.connections = fresh
+    return fresh
+
+
+def run(budget_seconds: float | None = None, watch: bool = False) -> DrainResult:
+    """Publish pending outbox rows until none are left (or, with `watch`, until the budget)."""
+    cfg = settings()
+    try:
+        return drain(
+            _databases(),
+            _publishers.get(),
+            batch_size=cfg.relay_batch_size,
+            budget_seconds=cfg.relay_budget_seconds if budget_seconds is None else budget_seconds,
+            watch=watch,
+            stop=stop_requested,
+        )
+    except (*broker.CONNECTION_ERRORS, PublishFailed):
+        _publishers.close()  # next invocation starts on a fresh connection
+        raise
+
+
+def invoke(trigger: str, budget_seconds: float | None = None) -> DrainResult:
+    """One relay invocation, whatever the host: drain (and, with RELAY_WATCH, keep watching
+    until the budget), logging one line about it."""
+    with logs.invocation("outbox_relay", trigger=trigger) as record:
+        result = run(budget_seconds=budget_seconds, watch=settings().relay_watch)
+        record.update(published=result.published, batches=result.batches)
+    return result
+
+
+def close() -> None:
+    """Close this thread's cached connections."""
+    _publishers.close()
+    for connection in getattr(_local, "connections", ()):
+        connection.close()
+    _local.connections = ()

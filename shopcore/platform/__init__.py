@@ -1,0 +1,1 @@
+"""What every function stands on: HTTP, Lambda adapters, logs, config, pools, JSON."""

@@ -1,0 +1,1 @@
+"""The read side: projections (event -> read-model change), queries, the query API."""

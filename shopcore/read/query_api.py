@@ -1,0 +1,102 @@
+"""Routes of the query API: path -> parameter checks -> a read-model query."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import flask
+from werkzeug.exceptions import MethodNotAllowed, NotFound
+from werkzeug.routing import Map, Rule
+
+from shopcore import errors
+from shopcore.platform import jsonio
+from shopcore.read import queries
+from shopcore.write.schemas import MAX_BIGINT
+
+_routes = Map(
+    [
+        Rule("/api/analytics/products/<product_id>/sales", endpoint="product_sales"),
+        Rule("/api/analytics/categories/<path:category>/revenue", endpoint="category_revenue"),
+        Rule("/api/analytics/customers/<customer_id>/lifetime-value", endpoint="customer_ltv"),
+        Rule("/api/analytics/sales/hourly", endpoint="hourly_sales"),
+        Rule("/api/analytics/sync-status", endpoint="sync_status"),
+    ],
+    strict_slashes=False,
+)
+
+
+_MAX_ID_DIGITS = len(str(MAX_BIGINT))
+
+
+def _id(value: str, name: str) -> int:
+    """A path id: ASCII digits only (no sign, space, underscore or other script's digits),
+    1..MAX_BIGINT; leading zeros allowed. Its length is checked before int() reads it: int()
+    refuses more than 4300 digits with a ValueError and takes other scripts' digits."""
+    digits = value.lstrip("0")
+    if (
+        not 1 <= len(digits) <= _MAX_ID_DIGITS
+        or not digits.isascii()
+        or not digits.isdigit()
+        or int(digits) > MAX_BIGINT
+    ):
+        raise errors.InvalidInput(
+            f"{name}: must be a positive integer at most {MAX_BIGINT}, got {value[:50]!r}",
+            field=name,
+        )
+    return int(digits)
+
+
+def _category(value: str) -> str:
+    if not value.strip() or len(value) > 255 or "\x00" in value:
+        raise errors.InvalidInput(
+            "category: must be a non-empty name of at most 255 characters", field="category"
+        )
+    return value
+
+
+def _moment(request: flask.Request, name: str) -> datetime | None:
+    """An ISO-8601 query parameter as a UTC datetime (None when absent)."""
+    text = request.args.get(name)
+    if text is None:
+        return None
+    try:
+        return jsonio.parse_iso(text).astimezone(UTC)
+    except (ValueError, OverflowError):  # OverflowError: outside years 1-9999 once in UTC
+        raise errors.InvalidInput(
+            f"{name}: must be an ISO-8601 timestamp with offset, e.g. 2026-01-31T10:00:00Z",
+            field=name,
+        ) from None
+
+
+def _hourly(request: flask.Request) -> dict[str, Any]:
+    end = _moment(request, "to") or datetime.now(UTC)
+    start = _moment(request, "from")
+    if start is None:
+        try:
+            start = end - timedelta(hours=24)
+        except OverflowError:
+            raise errors.InvalidInput("to: too early to look 24 hours back", field="to") from None
+    if start > end:
+        raise errors.InvalidInput("from: must not be after to", field="from")
+    return queries.hourly_sales(start, end)
+
+
+_handlers: dict[str, Callable[[flask.Request, Mapping[str, Any]], dict[str, Any]]] = {
+    "product_sales": lambda r, a: queries.product_sales(_id(a["product_id"], "productId")),
+    "category_revenue": lambda r, a: queries.category_revenue(_category(a["category"])),
+    "customer_ltv": lambda r, a: queries.customer_lifetime_value(
+        _id(a["customer_id"], "customerId")
+    ),
+    "hourly_sales": lambda r, a: _hourly(r),
+    "sync_status": lambda r, a: queries.sync_status(),
+}
+
+
+def dispatch(request: flask.Request) -> tuple[int, dict[str, Any]]:
+    try:
+        endpoint, args = _routes.bind("").match(request.path)
+    except (NotFound, MethodNotAllowed):
+        raise errors.NotFound(f"no such endpoint: {request.path}") from None
+    return 200, _handlers[endpoint](request, args)

@@ -1,0 +1,1 @@
+"""The write side: command schemas, the use cases that write rows and their events."""
