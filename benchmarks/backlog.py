@@ -28,6 +28,7 @@ import psycopg
 
 from benchmarks import stats
 from infra.harness.local_system import LocalSystem
+from shopcore.platform import db
 
 RELAY = "relay schedule trigger"
 PROJECTOR = "projector queue trigger"
@@ -103,7 +104,7 @@ def insert(write_url: str, count: int, pool: list[int], customer_base: int) -> d
         conn.execute(BACKLOG_ITEMS, params)
         conn.execute(INSERT_ORDERS)
         conn.execute(INSERT_ITEMS)
-        first, last, written = conn.execute(INSERT_EVENTS).fetchone()
+        first, last, written = db.one(conn.execute(INSERT_EVENTS).fetchone())
     if written != count:
         raise RuntimeError(f"backlog: wrote {written} events, wanted {count}")
     return {"firstOutboxId": first, "lastOutboxId": last, "insertSeconds": _since(started)}
@@ -170,16 +171,16 @@ def one(
             started = time.perf_counter()
             resume(RELAY)
             _wait(
-                lambda: not write.execute(UNPUBLISHED, (first, last)).fetchone()[0],
+                lambda: not db.one(write.execute(UNPUBLISHED, (first, last)).fetchone())[0],
                 timeout, 0.02, f"relay drain of {count}",
             )  # fmt: skip
             result["relaySeconds"] = _since(started)
         result["relayEventsPerSecond"] = round(count / result["relaySeconds"], 1)
 
         def caught_up() -> bool:
-            if read.execute(PROJECTED_UP_TO).fetchone()[0] < last:
+            if db.one(read.execute(PROJECTED_UP_TO).fetchone())[0] < last:
                 return False
-            return read.execute(PROJECTED_COUNT, (first, last)).fetchone()[0] == count
+            return db.one(read.execute(PROJECTED_COUNT, (first, last)).fetchone())[0] == count
 
         with phase(f"projector catch-up {count}"):
             started = time.perf_counter()

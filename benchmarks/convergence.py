@@ -16,6 +16,7 @@ import psycopg
 
 from infra.harness.sandbox import Stack
 from infra.ops import reconcile
+from shopcore.platform import db
 
 WRITTEN = "SELECT coalesce(max(id), 0), count(*) FROM outbox"
 PROJECTED_UP_TO = "SELECT coalesce(max(outbox_id), 0) FROM processed_events"
@@ -30,12 +31,12 @@ def wait_exact(stack: Stack, since: float, timeout: float, poll: float = 0.01) -
         psycopg.connect(stack.database_url, autocommit=True) as write,
         psycopg.connect(stack.read_database_url, autocommit=True) as read,
     ):
-        newest, written = write.execute(WRITTEN).fetchone()
+        newest, written = db.one(write.execute(WRITTEN).fetchone())
         while True:
             now = time.monotonic()
             if (
-                read.execute(PROJECTED_UP_TO).fetchone()[0] >= newest
-                and read.execute(PROJECTED).fetchone()[0] >= written
+                db.one(read.execute(PROJECTED_UP_TO).fetchone())[0] >= newest
+                and db.one(read.execute(PROJECTED).fetchone())[0] >= written
             ):
                 break
             if now > deadline:

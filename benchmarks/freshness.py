@@ -50,7 +50,7 @@ class Sampler:
     def sample_one(self) -> Sample | None:
         customer = self._next_customer
         self._next_customer += 1
-        body = {
+        body: dict[str, Any] = {
             "customerId": customer,
             "items": [{"productId": self._rng.choice(self.product_ids), "quantity": 1, "price": 1}],
         }

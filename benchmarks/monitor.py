@@ -10,6 +10,8 @@ from typing import Any
 
 import psycopg
 
+from shopcore.platform import db
+
 WRITE_SIDE = """
 SELECT (SELECT CASE WHEN is_called THEN last_value ELSE 0 END FROM orders_id_seq),
        (SELECT CASE WHEN is_called THEN last_value ELSE 0 END FROM products_id_seq),
@@ -44,8 +46,10 @@ class Timeline:
                 psycopg.connect(self.read_url, autocommit=True) as read,
             ):
                 while not self._stop.is_set():
-                    orders, products, written, pending = write.execute(WRITE_SIDE).fetchone()
-                    projected = read.execute(READ_SIDE).fetchone()[0]
+                    orders, products, written, pending = db.one(
+                        write.execute(WRITE_SIDE).fetchone()
+                    )
+                    projected = db.one(read.execute(READ_SIDE).fetchone())[0]
                     published = written if pending is None else pending - 1
                     t = round(time.monotonic() - self.origin, 3)
                     self.rows.append((t, orders, products, written, published, projected))

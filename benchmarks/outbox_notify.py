@@ -41,13 +41,16 @@ def pgbench(url: str, script: str, seconds: int, clients: int) -> float:
     out = subprocess.run(
         [
             "pgbench", "-n", "-f", f.name, "-T", str(seconds), "-c", str(clients), "-j", "2",
-            "-h", params.get("host", "127.0.0.1"), "-p", str(params.get("port", 5432)),
-            params["dbname"],
+            "-h", str(params.get("host", "127.0.0.1")), "-p", str(params.get("port", 5432)),
+            str(params["dbname"]),
         ],
         capture_output=True, text=True, check=True,
     )  # fmt: skip
     Path(f.name).unlink()
-    return float(re.search(r"tps = ([\d.]+)", out.stdout).group(1))
+    tps = re.search(r"tps = ([\d.]+)", out.stdout)
+    if tps is None:
+        raise RuntimeError(f"pgbench printed no tps:\n{out.stdout}")
+    return float(tps.group(1))
 
 
 def main() -> None:

@@ -7,7 +7,7 @@ machine is noisy, and a ceiling measured minutes earlier is the fair yardstick.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -319,7 +319,7 @@ def generator_table(rows: list[dict[str, Any]]) -> str:
     return "\n".join(_columns(body))
 
 
-def _columns(rows: list[tuple[str, ...]]) -> list[str]:
+def _columns(rows: Sequence[tuple[str, ...]]) -> list[str]:
     widths = [max(len(str(r[i])) for r in rows) for i in range(len(rows[0]))]
     lines = []
     for n, row in enumerate(rows):

@@ -520,7 +520,7 @@ class Prober:
         started = time.perf_counter()
         status: int | None = None
         error: str | None = None
-        conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=PROBE_TIMEOUT)
+        conn = http.client.HTTPConnection(parts.netloc, timeout=PROBE_TIMEOUT)
         try:
             headers = {"Content-Type": "application/json"} if body else {}
             conn.request(method, parts.path, body=body, headers=headers)
@@ -643,7 +643,7 @@ def recovery(system: LocalSystem, timeout: float = 60) -> dict[str, Any]:
     while pending and time.monotonic() - started < timeout:
         for name, url in list(pending.items()):
             parts = urlsplit(url)
-            conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=PROBE_TIMEOUT)
+            conn = http.client.HTTPConnection(parts.netloc, timeout=PROBE_TIMEOUT)
             try:
                 conn.request("GET", "/health")
                 if conn.getresponse().status == 200:
