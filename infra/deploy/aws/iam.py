@@ -125,12 +125,27 @@ def ensure_role(
         }
         inline_now = set(collect(iam, "list_role_policies", "PolicyNames", RoleName=name))
 
+    _converge_managed(d, name, managed, attached)
+    _converge_inline(d, name, inline, inline_now)
+    return arn
+
+
+def _converge_managed(d: Deployment, name: str, managed: list[str], attached: set[str]) -> None:
+    """Attach the managed policies the role should have, detach the others."""
+    iam = d.client("iam")
     for policy in managed:
         if d.plan.add("iam-policy", f"{name} {policy.split('/')[-1]}", _present(policy, attached)):
             iam.attach_role_policy(RoleName=name, PolicyArn=policy)
     for policy in sorted(attached - set(managed)):
         if d.plan.add("iam-policy", f"{name} {policy.split('/')[-1]}", DELETE):
             iam.detach_role_policy(RoleName=name, PolicyArn=policy)
+
+
+def _converge_inline(
+    d: Deployment, name: str, inline: dict[str, Document], inline_now: set[str]
+) -> None:
+    """Put the inline policies that are missing or differ, delete the others."""
+    iam = d.client("iam")
     for policy_name, document in inline.items():
         action = _present(policy_name, inline_now)
         if action == UNCHANGED:
@@ -143,7 +158,6 @@ def ensure_role(
     for policy_name in sorted(inline_now - set(inline)):
         if d.plan.add("iam-policy", f"{name} {policy_name}", DELETE, "inline"):
             iam.delete_role_policy(RoleName=name, PolicyName=policy_name)
-    return arn
 
 
 def _present(item: str, existing: set[str]) -> str:

@@ -50,45 +50,53 @@ def _ensure_function_mappings(d: Deployment, function: Function, name: str) -> N
     )
     kept: set[str] = set()
     for queue in function.queues:
-        label = f"{name} <- {queue}"
         current = next((m for m in existing if m.get("Queues") == [queue]), None)
         if current is not None:
             kept.add(current["UUID"])
-        if current is not None and _by_type(current) != _by_type(
-            {"SourceAccessConfigurations": access(d)}
-        ):
-            # The virtual host cannot be updated in place, and an update's credentials list
-            # would have to leave it out: replace the mapping instead. Unacked messages go back
-            # to the queue and are redelivered to the new one (the projector is idempotent).
-            if d.plan.add("event-source-mapping", label, DELETE, "secret or virtual host changed"):
-                lam.delete_event_source_mapping(UUID=current["UUID"])
-            current = None
-        if current is None:
-            if d.plan.add("event-source-mapping", label, CREATE, f"batch {BATCH_SIZE}"):
-                lam.create_event_source_mapping(
-                    EventSourceArn=d.config.mq_broker_arn,
-                    FunctionName=name,
-                    Queues=[queue],
-                    SourceAccessConfigurations=access(d),
-                    BatchSize=BATCH_SIZE,
-                    Enabled=True,
-                    Tags=d.config.tags,
-                )
-            continue
-        stale = ["BatchSize"] if current.get("BatchSize") != BATCH_SIZE else []
-        if current.get("State") in ("Disabled", "Disabling"):
-            stale.append("Enabled")
-        action = UPDATE if stale else UNCHANGED
-        if d.plan.add("event-source-mapping", label, action, ", ".join(stale)):
-            lam.update_event_source_mapping(
-                UUID=current["UUID"], FunctionName=name, BatchSize=BATCH_SIZE, Enabled=True
-            )
+        _ensure_queue_mapping(d, name, queue, current)
     # mappings of this function from this broker for queues it no longer reads
     for mapping in existing:
         if mapping["UUID"] not in kept and d.plan.add(
             "event-source-mapping", f"{name} <- {', '.join(mapping.get('Queues') or [])}", DELETE
         ):
             lam.delete_event_source_mapping(UUID=mapping["UUID"])
+
+
+def _ensure_queue_mapping(
+    d: Deployment, name: str, queue: str, current: dict[str, Any] | None
+) -> None:
+    """Create, replace, update or leave the mapping of function `name` from `queue`."""
+    lam = d.client("lambda")
+    label = f"{name} <- {queue}"
+    if current is not None and _by_type(current) != _by_type(
+        {"SourceAccessConfigurations": access(d)}
+    ):
+        # The virtual host cannot be updated in place, and an update's credentials list
+        # would have to leave it out: replace the mapping instead. Unacked messages go back
+        # to the queue and are redelivered to the new one (the projector is idempotent).
+        if d.plan.add("event-source-mapping", label, DELETE, "secret or virtual host changed"):
+            lam.delete_event_source_mapping(UUID=current["UUID"])
+        current = None
+    if current is None:
+        if d.plan.add("event-source-mapping", label, CREATE, f"batch {BATCH_SIZE}"):
+            lam.create_event_source_mapping(
+                EventSourceArn=d.config.mq_broker_arn,
+                FunctionName=name,
+                Queues=[queue],
+                SourceAccessConfigurations=access(d),
+                BatchSize=BATCH_SIZE,
+                Enabled=True,
+                Tags=d.config.tags,
+            )
+        return
+    stale = ["BatchSize"] if current.get("BatchSize") != BATCH_SIZE else []
+    if current.get("State") in ("Disabled", "Disabling"):
+        stale.append("Enabled")
+    action = UPDATE if stale else UNCHANGED
+    if d.plan.add("event-source-mapping", label, action, ", ".join(stale)):
+        lam.update_event_source_mapping(
+            UUID=current["UUID"], FunctionName=name, BatchSize=BATCH_SIZE, Enabled=True
+        )
 
 
 def _by_type(mapping: dict[str, Any]) -> dict[str, str]:

@@ -18,6 +18,7 @@ import socket
 import sys
 import time
 import traceback
+from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 
 import uvloop
@@ -44,8 +45,7 @@ def serve(factory: str, *, host: str, port: int, workers: int, threads: int) -> 
     def stop(signum: int, _frame: object) -> None:
         nonlocal stopping
         stopping = True
-        for pid in children:
-            _signal(pid, signal.SIGTERM)
+        _signal_all(children, signal.SIGTERM)
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
@@ -56,8 +56,7 @@ def serve(factory: str, *, host: str, port: int, workers: int, threads: int) -> 
         if stopping and deadline is None:
             deadline = time.monotonic() + GRACEFUL_SECONDS + 5
         if deadline is not None and time.monotonic() > deadline:
-            for pid in children:
-                _signal(pid, signal.SIGKILL)
+            _signal_all(children, signal.SIGKILL)
         pid, status = os.waitpid(-1, os.WNOHANG)
         if pid == 0:
             time.sleep(0.1)
@@ -89,6 +88,11 @@ def _raise_file_limit() -> None:
 def _signal(pid: int, sig: signal.Signals) -> None:
     with contextlib.suppress(ProcessLookupError):
         os.kill(pid, sig)
+
+
+def _signal_all(pids: Iterable[int], sig: signal.Signals) -> None:
+    for pid in pids:
+        _signal(pid, sig)
 
 
 def _spawn(listener: socket.socket, factory: str, threads: int, limits: Limits) -> int:
