@@ -10,6 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from shopcore import events
+from shopcore.events import fast_path, schemas
 from shopcore.platform import jsonio
 
 ids = st.integers(min_value=1, max_value=2**63 - 1)
@@ -69,19 +70,19 @@ def mutated_events(draw: st.DrawFn) -> dict[str, Any]:
 @settings(max_examples=3000, deadline=None)
 @given(mutated_events())
 def test_whatever_the_fast_path_accepts_the_schemas_read_the_same(data):
-    fast = events._read_canonical(data)
+    fast = fast_path.read(data)
     if fast is not None:
-        assert events._read_with_schemas(data) == fast
+        assert schemas.read(data) == fast
 
 
 @settings(max_examples=200, deadline=None)
 @given(canonical_events())
 def test_events_as_our_outbox_writes_them_take_the_fast_path(event):
     data = jsonio.loads(jsonio.dumps(event))
-    fast = events._read_canonical(data)
+    fast = fast_path.read(data)
     if all(jsonio.storable(v) for v in _strings(data)):
         assert fast is not None
-        assert fast == events._read_with_schemas(data)
+        assert fast == schemas.read(data)
         assert isinstance(fast.event_id.int, int) and fast.occurred_at.tzinfo is not None
 
 
@@ -101,7 +102,7 @@ def test_a_money_amount_keeps_its_digits():
         1, 2, Decimal("0.10"), [{"productId": 3, "quantity": 1, "price": Decimal("0.10"),
                                  "name": "n", "category": "c"}], at,
     )  # fmt: skip
-    parsed = events._read_canonical(jsonio.loads(jsonio.dumps(event)))
+    parsed = fast_path.read(jsonio.loads(jsonio.dumps(event)))
     assert parsed is not None
     assert parsed.total == Decimal("0.10") and parsed.items[0].price == Decimal("0.10")
 
@@ -135,11 +136,11 @@ def _corruptions() -> list[tuple[str, dict[str, Any]]]:
 def test_every_single_corruption_agrees_with_the_schemas():
     disagreements = []
     for name, data in _corruptions():
-        fast = events._read_canonical(data)
+        fast = fast_path.read(data)
         if fast is None:
             continue
         try:
-            slow = events._read_with_schemas(data)
+            slow = schemas.read(data)
         except events.MalformedEvent as exc:
             disagreements.append(f"{name}: fast path accepts, schemas say {exc}")
             continue
