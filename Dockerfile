@@ -2,7 +2,9 @@
 # the schedule and queue triggers, and the one-shot migration.
 FROM python:3.11-slim
 
-# PYTHONPATH: functions/ and infra/ run from the checkout in /app; only shopcore is installed.
+# PYTHONPATH: functions/ and infra/ run from the checkout in /app. `pip install .` installs the
+# dependencies, shopcore and the `shop` command (infra.ops.cli); infra/ is copied after it, so
+# `shop` imports infra from /app, with functions/ and the migrations beside it.
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     PIP_NO_CACHE_DIR=1 \
@@ -25,4 +27,4 @@ EXPOSE 8080
 
 # docker-compose.yml gives every service its own command; alone, the image runs the whole
 # local emulation (it needs DATABASE_URL, READ_DATABASE_URL and BROKER_URL).
-CMD ["python", "-m", "infra.local"]
+CMD ["shop", "run"]

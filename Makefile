@@ -1,6 +1,8 @@
 # The two commands a newcomer needs:  make run   |   make test
 VENV ?= .venv
 PY := $(VENV)/bin/python
+# the operator command (infra/ops/cli.py), installed by `make install`
+SHOP := $(VENV)/bin/shop
 
 .PHONY: install run test test-fast lint format verify reconcile soak bench services
 
@@ -17,7 +19,7 @@ services:
 
 ## run the whole system locally: command API :8080, query API :8081 (Ctrl-C stops)
 run: install services
-	$(PY) -m infra.local
+	$(SHOP) run
 
 ## lint, then every test (unit, integration, end-to-end) against the real Postgres and RabbitMQ
 test: install services
@@ -39,18 +41,18 @@ format: install
 
 ## check a running system end to end (health, a product, an order, analytics, sync-status)
 verify: install
-	$(PY) -m infra.ops.verify
+	$(SHOP) verify
 
 ## compare the read models with the write database (exit 1 on any drift)
 reconcile: install
-	$(PY) -m infra.ops.reconcile
+	$(SHOP) reconcile
 
 ## three minutes of orders under random faults in a sandbox; reports the drift
 soak: install services
-	$(PY) -m infra.harness.soak
+	$(SHOP) soak
 
 ## the benchmark suite, medians of 3 runs (4-10 minutes; needs wrk and pgbench)
 bench: install services
 	$(VENV)/bin/pip install --quiet -e '.[bench]'
 	command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)
-	$(PY) -m benchmarks --runs 3
+	$(SHOP) bench --runs 3

@@ -1,7 +1,7 @@
 """The benchmark suite (issue 5): the machine's ceilings and the system, in one command.
 
-    python -m benchmarks [--quick] [--runs 3] [--out bench-results/NAME.json]
-                         [--env QUERY_WORKERS=4 ...] [--keep-logs]
+    shop bench [--quick] [--runs 3] [--out bench-results/NAME.json]   # or python -m benchmarks
+               [--env QUERY_WORKERS=4 ...] [--keep-logs]
 
 Each run gets its own sandbox (throwaway databases and RabbitMQ vhost) and its own
 `python -m infra.local`; the figures of every run, their medians, the ratios to the ceilings
@@ -137,10 +137,8 @@ def compact(value: Any) -> Any:
     return value
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m benchmarks", description=__doc__.splitlines()[0]
-    )
+def main(argv: list[str] | None = None, prog: str = "python -m benchmarks") -> int:
+    parser = argparse.ArgumentParser(prog=prog, description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="big numbers scaled down 10x")
     parser.add_argument("--runs", type=int, default=1, help="repeat the suite; report medians")
     parser.add_argument("--out", type=Path, help="JSON file (default bench-results/<time>.json)")
@@ -160,7 +158,7 @@ def main(argv: list[str] | None = None) -> int:
     out: Path = args.out or REPO / "bench-results" / f"{stamp}{'-quick' if args.quick else ''}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     log_dir = out.parent if args.keep_logs else Path(tempfile.mkdtemp(prefix="bench-logs-"))
-    command = "python -m benchmarks " + shlex.join(sys.argv[1:] if argv is None else argv)
+    command = f"{prog} " + shlex.join(sys.argv[1:] if argv is None else argv)
 
     document: dict[str, Any] = {
         "command": command.strip(),

@@ -56,7 +56,7 @@ HEADER = """\
 # query API   -> http://localhost:8081 (QUERY_SERVICE_PORT)
 #
 # Every app service runs the one image built from ./Dockerfile. The gateways and the two
-# triggers load the functions in-process, as `python -m infra.local` does; the five function
+# triggers load the functions in-process, as `shop run` does; the five function
 # services serve each function alone through functions-framework, as a FaaS platform would
 # (reachable inside the compose network on port 8080). Settings come from `${{VAR:-default}}`
 # below, overridable from a `.env` file (see .env.example); no `.env` is needed.
@@ -64,8 +64,8 @@ HEADER = """\
 # Least privilege: every app service connects to Postgres only as the roles of the functions it
 # runs (shop_command, shop_relay, shop_projector, shop_analytics), with only their URL
 # variables; the superuser (postgres:postgres) is the migration's alone. The postgres image asks
-# for a password over TCP, so `infra.ops.migrate --set-role-passwords` gives each role the password
-# in its URL. These passwords, like the superuser's, are for this local setup only.
+# for a password over TCP, so `shop migrate --set-role-passwords` gives each role the password in
+# its URL. These passwords, like the superuser's, are for this local setup only.
 
 x-app: &app
   build: .
@@ -160,7 +160,7 @@ services:
   migrate:
     build: .
     image: shop-analytics:local
-    command: ["python", "-m", "infra.ops.migrate", "--set-role-passwords"]
+    command: ["shop", "migrate", "--set-role-passwords"]
     environment:
       DATABASE_URL: postgresql://postgres:postgres@postgres:5432/write_db
       READ_DATABASE_URL: postgresql://postgres:postgres@postgres:5432/read_db

@@ -1,6 +1,6 @@
 """A bounded soak: steady orders for a few minutes while random faults hit the system.
 
-    python -m infra.harness.soak [--minutes 3] [--rate 40] [--fault-every 5] [--seed 1]
+    shop soak [--minutes 3] [--rate 40] [--fault-every 5] [--seed 1]  # python -m infra.harness.soak
 
 Runs the local emulation in a sandbox of its own (throwaway databases and vhost on this
 machine's Postgres and RabbitMQ), sends orders at a fixed rate, and every few seconds
@@ -120,8 +120,8 @@ def soak(minutes: float, rate: float, fault_every: float, seed: int, log_dir: Pa
     return report
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def main(argv: list[str] | None = None, prog: str | None = None) -> int:
+    parser = argparse.ArgumentParser(prog=prog, description=__doc__.splitlines()[0])
     parser.add_argument("--minutes", type=float, default=3.0)
     parser.add_argument("--rate", type=float, default=40.0, help="orders per second")
     parser.add_argument("--fault-every", type=float, default=5.0, help="seconds")

@@ -1,4 +1,4 @@
-"""Run the whole system locally: `python -m infra.local`.
+"""Run the whole system locally: `shop run` (or `python -m infra.local`).
 
 Checks Postgres and RabbitMQ, applies migrations, declares the broker topology, then runs:
   - the command API on COMMAND_SERVICE_PORT (create_product, create_order) and the query API
@@ -12,11 +12,13 @@ SIGTERM, finishes what it has in hand, and exits; nothing is lost.
 
 from __future__ import annotations
 
+import argparse
 import os
 import signal
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from infra.local import http_server
@@ -194,7 +196,14 @@ def supervise(running: list[Service]) -> None:
     print("[local] stopped", flush=True)
 
 
-def main() -> None:
+def main(argv: Sequence[str] = (), prog: str = "python -m infra.local") -> None:
+    """`shop run`. No options: the environment configures it (README, "Configuration")."""
+    argparse.ArgumentParser(
+        prog=prog,
+        description=__doc__,
+        epilog="Configured by the environment: .env.example lists every variable.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    ).parse_args(argv)
     wanted = function_roles_wanted()
     prepare()
     require_function_urls(use_function_roles() if wanted else set())
@@ -206,4 +215,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    main(sys.argv[1:])

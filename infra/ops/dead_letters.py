@@ -1,9 +1,11 @@
 """List and replay the messages parked in the dead-letter queue.
 
-    python -m infra.ops.dead_letters list              # id, original queue, reason, body preview
-    python -m infra.ops.dead_letters replay ID [ID ...]   # back to their queue, after a fix
-    python -m infra.ops.dead_letters replay --all
-    python -m infra.ops.dead_letters discard ID [ID ...]  # drop for good
+    shop dead-letters list                 # id, original queue, reason, body preview
+    shop dead-letters replay ID [ID ...]   # back to their queue, after a fix
+    shop dead-letters replay --all
+    shop dead-letters discard ID [ID ...]  # drop for good
+
+(`python -m infra.ops.dead_letters` is the same.)
 
 Listing takes nothing away: messages are read without an ack and returned to the queue. A
 replayed message is republished (confirmed) to the events exchange with its original queue as
@@ -116,8 +118,8 @@ def discard(ids: set[str], url: str | None = None) -> list[DeadLetter]:
     return _settle(url, ids, replay=False)
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def main(argv: list[str] | None = None, prog: str | None = None) -> int:
+    parser = argparse.ArgumentParser(prog=prog, description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("list")
     replay_cmd = commands.add_parser("replay")

@@ -1,8 +1,10 @@
 """Apply the versioned SQL migrations to both databases, creating them if missing.
 
-    python -m infra.ops.migrate            # both databases, from DATABASE_URL / READ_DATABASE_URL
-    python -m infra.ops.migrate --set-role-passwords   # then give each function's role the
-                                                   # password in its URL (docker-compose.yml)
+    shop migrate                       # both databases, from DATABASE_URL / READ_DATABASE_URL
+    shop migrate --set-role-passwords  # then give each function's role the password in its
+                                       # URL (docker-compose.yml)
+
+(`python -m infra.ops.migrate` is the same.)
 
 Idempotent: each database records applied versions in `schema_migrations`; an advisory lock
 makes concurrent runs wait for each other instead of racing.
@@ -24,6 +26,8 @@ from infra.functions import FUNCTIONS
 from infra.ops import preflight
 from shopcore.platform.config import settings
 
+# infra/migrations: in the checkout, in the Docker image (/app/infra) and, as package data, in
+# an installed wheel
 MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
 LOCK_KEY = 7_140_203  # any constant shared by all runs of this command
 
@@ -45,6 +49,12 @@ def ensure_database(url: str) -> None:
 
 def apply(url: str, folder: Path) -> list[str]:
     """Apply the .sql files of `folder` not yet applied, in name order; return their names."""
+    files = sorted(folder.glob("*.sql"))
+    if not files:  # never report "up to date" for a database that was not migrated
+        raise SystemExit(
+            f"error: no migrations in {folder}: installed without its package data "
+            "(pyproject.toml, [tool.setuptools.package-data])?"
+        )
     ensure_database(url)
     applied: list[str] = []
     with psycopg.connect(url, autocommit=True) as conn:
@@ -55,7 +65,7 @@ def apply(url: str, folder: Path) -> list[str]:
                 " version text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())"
             )
             done = {r[0] for r in conn.execute("SELECT version FROM schema_migrations")}
-            for path in sorted(folder.glob("*.sql")):
+            for path in files:
                 if path.stem in done:
                     continue
                 with conn.transaction():
@@ -111,9 +121,9 @@ def set_role_passwords(admin_url: str, passwords: Mapping[str, str]) -> None:
             print(f"role {role}: password set from its function URL")
 
 
-def main(argv: list[str] | None = None) -> None:
+def main(argv: list[str] | None = None, prog: str = "python -m infra.ops.migrate") -> None:
     parser = argparse.ArgumentParser(
-        prog="python -m infra.ops.migrate",
+        prog=prog,
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )

@@ -99,7 +99,7 @@ def function_url_problem(variable: str, url: str, derived: bool) -> str | None:
             "of DATABASE_URL / READ_DATABASE_URL",
         ]
         if re.search(r'role ".*" does not exist', reason):
-            fixes.insert(0, "create the roles: `python -m infra.ops.migrate` on this server")
+            fixes.insert(0, "create the roles: `shop migrate` on this server")
     else:
         why = f"{variable} is set explicitly"
         fixes = [

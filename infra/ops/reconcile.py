@@ -1,7 +1,7 @@
 """The oracle: recompute every analytic from the write database and compare with the read
 models.
 
-    python -m infra.ops.reconcile          # prints each difference; exit 1 if there is any
+    shop reconcile      # (python -m infra.ops.reconcile) prints each difference; exit 1 on any
 
 Per product, per category, per customer and per hour, from `orders` and `order_items`; and
 every outbox event against `processed_events`. Run it when the pipeline is idle (sync-status
@@ -10,6 +10,7 @@ pendingEvents 0): events still in flight show up as differences.
 
 from __future__ import annotations
 
+import argparse
 import sys
 from collections.abc import Iterable
 from decimal import Decimal
@@ -95,7 +96,14 @@ def _show(model: str, values: tuple | None) -> str:
     return "{" + ", ".join(f"{c}={v}" for c, v in zip(COLUMNS[model], values, strict=True)) + "}"
 
 
-def main() -> int:
+def main(argv: list[str] | None = None, prog: str | None = None) -> int:
+    argparse.ArgumentParser(
+        prog=prog,
+        description="Recompute every analytic from the write database (DATABASE_URL) and "
+        "compare it with the read models (READ_DATABASE_URL); print each difference. Exit "
+        "status 1 on any difference. Run it when the pipeline is idle (sync-status "
+        "pendingEvents 0): events still in flight show up as differences.",
+    ).parse_args(argv)
     cfg = settings()
     found = differences(cfg.database_url, cfg.read_database_url)
     for line in found:

@@ -1,6 +1,8 @@
 """Check a running deployment end to end, as a user would.
 
-    python -m infra.ops.verify [--command-url http://localhost:8080] [--query-url http://localhost:8081]
+    shop verify [--command-url http://localhost:8080] [--query-url http://localhost:8081]
+
+(`python -m infra.ops.verify` is the same.)
 
 Health of both APIs; create a product and an order; wait for the analytics to show exactly
 that order; check sync-status. Writes one new product and one order for a random customer
@@ -108,8 +110,8 @@ def verify(command: str, query: str, timeout: float) -> None:
     )
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def main(argv: list[str] | None = None, prog: str | None = None) -> int:
+    parser = argparse.ArgumentParser(prog=prog, description=__doc__.splitlines()[0])
     parser.add_argument("--command-url", default="http://localhost:8080")
     parser.add_argument("--query-url", default="http://localhost:8081")
     parser.add_argument("--timeout", type=float, default=10.0, help="seconds to converge")

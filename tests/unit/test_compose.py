@@ -371,7 +371,7 @@ def test_app_services_connect_only_as_their_functions_roles(name: str) -> None:
 
 def test_the_migration_gives_the_roles_the_passwords_the_services_use() -> None:
     migrate = services()["migrate"]
-    assert command(migrate)[-3:] == ["-m", "infra.ops.migrate", "--set-role-passwords"]
+    assert command(migrate) == ["shop", "migrate", "--set-role-passwords"]
     env = migrate["environment"]
     assert conninfo_to_dict(env["DATABASE_URL"])["user"] == "postgres"
     assert conninfo_to_dict(env["READ_DATABASE_URL"])["dbname"] == "read_db"

@@ -93,7 +93,7 @@ def main(argv: list[str] | None = None, session: boto3.Session | None = None) ->
     urls = {e.port: e.url for e in endpoints}
     if not args.dry_run and {"command", "query"} <= set(urls):
         print(
-            "check it: python -m infra.ops.verify"
+            "check it: shop verify"
             f" --command-url {urls.get('command')} --query-url {urls.get('query')}"
         )
     return 0
