@@ -24,7 +24,8 @@ from dataclasses import dataclass
 from infra.local import http_server
 from infra.ops import migrate, preflight
 from shopcore.pipeline import broker
-from shopcore.platform.config import settings
+from shopcore.platform import runtime
+from shopcore.platform.config import SETTINGS, settings
 
 GRACE_SECONDS = 30
 
@@ -130,7 +131,7 @@ def use_function_roles() -> set[str]:
         if not os.environ.get(variable):
             os.environ[variable] = preflight.url_as(getattr(cfg, base), role)
             derived.add(variable)
-    settings.cache_clear()
+    runtime.current().reset(SETTINGS)
     return derived
 
 

@@ -137,8 +137,15 @@ class ConnectionCache(Generic[T]):
         resource: T = self._local.resource
         return resource
 
+    @property
+    def connection(self) -> pika.BlockingConnection | None:
+        """This thread's cached connection (None before the first `get` or after `close`)."""
+        connection: pika.BlockingConnection | None = getattr(self._local, "connection", None)
+        return connection
+
     def close(self) -> None:
-        connection = getattr(self._local, "connection", None)
+        """Close this thread's connection; the next `get` opens a new one."""
+        connection = self.connection
         self._local.connection = self._local.resource = None
         if connection is not None and connection.is_open:
             with contextlib.suppress(*CONNECTION_ERRORS):

@@ -13,6 +13,8 @@ from typing import Any
 
 import pika
 
+_MAX_BIGINT = 2**63 - 1
+
 
 @dataclass(frozen=True)
 class QueueMessage:
@@ -28,6 +30,18 @@ class QueueMessage:
     def header(self, name: str) -> str | None:
         value = self.headers.get(name)
         return None if value is None else str(value)
+
+    @property
+    def outbox_id(self) -> int | None:
+        """The relay's `ce-sequence` header as an outbox id; None when absent or not one.
+        Checked before int() reads it: int() raises ValueError for '²' (a digit to
+        str.isdigit) and for more than 4300 digits, and takes other scripts' digits ('١٢' is
+        12)."""
+        sequence = self.header("ce-sequence")
+        if not sequence or len(sequence) > 19 or not sequence.isascii() or not sequence.isdigit():
+            return None
+        value = int(sequence)
+        return value if value <= _MAX_BIGINT else None
 
 
 def from_batch(data: dict[str, Any]) -> list[QueueMessage]:

@@ -16,7 +16,7 @@ import psycopg
 from shopcore import events
 from shopcore.pipeline import broker
 from shopcore.pipeline.messages import QueueMessage
-from shopcore.platform import db, logs
+from shopcore.platform import db, logs, runtime
 from shopcore.platform.outages import UNAVAILABLE
 from shopcore.read.projections import apply_events
 
@@ -24,17 +24,20 @@ log = logging.getLogger("shopcore.pipeline.projector")
 
 DeadLetter = Callable[[QueueMessage, str], None]
 
-_dead_letter_channels = broker.ConnectionCache(broker.confirmed_channel)
+DEAD_LETTER_CHANNELS = runtime.Part(
+    "projector: broker connection and dead-letter channel",
+    lambda: broker.ConnectionCache(broker.confirmed_channel),
+    lambda channels: channels.close(),
+)
 
 
 def park(message: QueueMessage, reason: str) -> None:
     """Dead-letter through this process's cached, confirm-mode broker channel."""
+    channels = runtime.current().get(DEAD_LETTER_CHANNELS)
     try:
-        broker.dead_letter(
-            _dead_letter_channels.get(), message.queue, message.body, message.properties, reason
-        )
+        broker.dead_letter(channels.get(), message.queue, message.body, message.properties, reason)
     except broker.CONNECTION_ERRORS:
-        _dead_letter_channels.close()
+        channels.close()
         raise
 
 
@@ -47,27 +50,13 @@ class BatchOutcome:
     event_ids: list[str] = field(default_factory=list)
 
 
-_MAX_BIGINT = 2**63 - 1
-
-
-def _outbox_id(message: QueueMessage) -> int | None:
-    """The relay's `ce-sequence` header as an outbox id; None when absent or not one. Checked
-    before int() reads it: int() raises ValueError for '²' (a digit to str.isdigit) and for
-    more than 4300 digits, and takes other scripts' digits ('١٢' is 12)."""
-    sequence = message.header("ce-sequence")
-    if not sequence or len(sequence) > 19 or not sequence.isascii() or not sequence.isdigit():
-        return None
-    value = int(sequence)
-    return value if value <= _MAX_BIGINT else None
-
-
 def project_batch(messages: list[QueueMessage], dead_letter: DeadLetter = park) -> BatchOutcome:
     outcome = BatchOutcome(received=len(messages))
     parsed: list[tuple[QueueMessage, events.Event, int | None]] = []
     rejected: list[tuple[QueueMessage, str]] = []
     for message in messages:
         try:
-            parsed.append((message, events.parse(message.body), _outbox_id(message)))
+            parsed.append((message, events.parse(message.body), message.outbox_id))
         except events.MalformedEvent as exc:
             rejected.append((message, str(exc)))
 

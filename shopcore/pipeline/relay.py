@@ -1,7 +1,8 @@
 """The outbox relay's invocation: drain the outbox to RabbitMQ within a time budget.
 
-Its database connection and broker channel are cached across warm invocations and checked at
-the start of each, so a restarted Postgres or RabbitMQ costs a reconnect, not an outage.
+Its database connections and broker channel are cached across warm invocations (parts of the
+process's runtime) and checked at the start of each, so a restarted Postgres or RabbitMQ costs
+a reconnect, not an outage.
 """
 
 from __future__ import annotations
@@ -14,50 +15,67 @@ from psycopg import pq
 from shopcore.pipeline import broker
 from shopcore.pipeline.outbox import DrainResult, drain
 from shopcore.pipeline.publisher import PublishFailed, WindowedPublisher
-from shopcore.platform import logs
+from shopcore.platform import logs, runtime
 from shopcore.platform.config import settings
 
-# Cached per thread: a host may run several invocations at once, each needs its own.
-_local = threading.local()
-_publishers = broker.ConnectionCache(WindowedPublisher)
+
+class RelayConnections:
+    """Each thread's two database connections (the drain keeps two batches in flight): a host
+    may run several invocations at once, each needs its own."""
+
+    def __init__(self) -> None:
+        self._local = threading.local()
+
+    def get(self) -> tuple[psycopg.Connection, psycopg.Connection]:
+        """This thread's two connections, checked (reopened if the server dropped them)."""
+        cached: tuple[psycopg.Connection, ...] = getattr(self._local, "connections", ())
+        try:
+            for connection in cached:
+                if connection.info.transaction_status != pq.TransactionStatus.IDLE:
+                    connection.execute("ROLLBACK")  # an invocation cut short left a batch open
+                connection.execute("SELECT 1")
+            if len(cached) == 2:
+                return cached[0], cached[1]
+        except psycopg.OperationalError:
+            pass
+        self.close()
+        url = settings().relay_database_url
+        fresh = (psycopg.connect(url, autocommit=True), psycopg.connect(url, autocommit=True))
+        self._local.connections = fresh
+        return fresh
+
+    def close(self) -> None:
+        """Close this thread's connections."""
+        for connection in getattr(self._local, "connections", ()):
+            connection.close()
+        self._local.connections = ()
+
+
+DATABASES = runtime.Part("relay: database connections", RelayConnections, RelayConnections.close)
+PUBLISHERS = runtime.Part(
+    "relay: broker connection and publisher",
+    lambda: broker.ConnectionCache(WindowedPublisher),
+    lambda publishers: publishers.close(),
+)
 # Set by a host that is shutting down: the current batch completes, then the drain ends.
 stop_requested = threading.Event()
-
-
-def _databases() -> tuple[psycopg.Connection, psycopg.Connection]:
-    """This thread's two connections (the drain keeps two batches in flight), checked."""
-    cached: tuple[psycopg.Connection, ...] = getattr(_local, "connections", ())
-    try:
-        for connection in cached:
-            if connection.info.transaction_status != pq.TransactionStatus.IDLE:
-                connection.execute("ROLLBACK")  # an invocation cut short left a batch open
-            connection.execute("SELECT 1")
-        if len(cached) == 2:
-            return cached[0], cached[1]
-    except psycopg.OperationalError:
-        pass
-    for connection in cached:
-        connection.close()
-    url = settings().relay_database_url
-    fresh = (psycopg.connect(url, autocommit=True), psycopg.connect(url, autocommit=True))
-    _local.connections = fresh
-    return fresh
 
 
 def run(budget_seconds: float | None = None, watch: bool = False) -> DrainResult:
     """Publish pending outbox rows until none are left (or, with `watch`, until the budget)."""
     cfg = settings()
+    publishers = runtime.current().get(PUBLISHERS)
     try:
         return drain(
-            _databases(),
-            _publishers.get(),
+            runtime.current().get(DATABASES).get(),
+            publishers.get(),
             batch_size=cfg.relay_batch_size,
             budget_seconds=cfg.relay_budget_seconds if budget_seconds is None else budget_seconds,
             watch=watch,
             stop=stop_requested,
         )
     except (*broker.CONNECTION_ERRORS, PublishFailed):
-        _publishers.close()  # next invocation starts on a fresh connection
+        publishers.close()  # next invocation starts on a fresh connection
         raise
 
 
@@ -71,8 +89,5 @@ def invoke(trigger: str, budget_seconds: float | None = None) -> DrainResult:
 
 
 def close() -> None:
-    """Close this thread's cached connections."""
-    _publishers.close()
-    for connection in getattr(_local, "connections", ()):
-        connection.close()
-    _local.connections = ()
+    """Close this thread's cached connections (a host that is shutting down)."""
+    runtime.current().reset(PUBLISHERS, DATABASES)

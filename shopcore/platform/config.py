@@ -1,10 +1,15 @@
-"""Settings from the environment, in one place. Defaults work on a developer machine."""
+"""Settings from the environment, in one place. Defaults work on a developer machine.
+
+They are read once per process, on first use; after changing the environment,
+`runtime.current().reset(SETTINGS)` makes the next use read it again.
+"""
 
 from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from functools import cache
+
+from shopcore.platform import runtime
 
 
 def _int(name: str, default: int) -> int:
@@ -55,8 +60,7 @@ def _url(name: str, default: str) -> str:
     return os.environ.get(name) or default
 
 
-@cache
-def settings() -> Settings:
+def from_environment() -> Settings:
     write = os.environ.get("DATABASE_URL", "postgresql://localhost:5432/write_db")
     read = os.environ.get("READ_DATABASE_URL", "postgresql://localhost:5432/read_db")
     return Settings(
@@ -79,3 +83,11 @@ def settings() -> Settings:
         command_api_keys=_list("COMMAND_API_KEYS"),
         cors_allowed_origins=tuple(o.rstrip("/") for o in _list("CORS_ALLOWED_ORIGINS")),
     )
+
+
+SETTINGS = runtime.Part("settings", from_environment)
+
+
+def settings() -> Settings:
+    """This process's settings."""
+    return runtime.current().get(SETTINGS)

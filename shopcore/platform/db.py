@@ -1,12 +1,12 @@
-"""Connection pools, created lazily at module level so warm invocations reuse them.
+"""Connection pools, and running work on them with the retries a dead connection allows.
 
-A FaaS instance serves many invocations from one process: the pool is opened by the first one
-and kept. `close_pools` runs at interpreter exit (and from the local emulation's shutdown).
+A FaaS instance serves many invocations from one process: a pool is opened by the first one
+and kept. The pools are a part of the process's runtime (`POOLS`), closed by its reset (at
+interpreter exit).
 """
 
 from __future__ import annotations
 
-import atexit
 import threading
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -14,32 +14,49 @@ from typing import Any, TypeVar
 import psycopg
 from psycopg_pool import ConnectionPool
 
+from shopcore.platform import runtime
 from shopcore.platform.config import settings
 
 T = TypeVar("T")
 
-_pools: dict[tuple[str, bool], ConnectionPool] = {}
-_lock = threading.Lock()
+
+class Pools:
+    """One pool per (URL, autocommit): functions sharing a process share what they can."""
+
+    def __init__(self) -> None:
+        self._pools: dict[tuple[str, bool], ConnectionPool] = {}
+        self._lock = threading.Lock()
+
+    def get(self, url: str, autocommit: bool) -> ConnectionPool:
+        key = (url, autocommit)
+        pool = self._pools.get(key)
+        if pool is None:
+            with self._lock:
+                pool = self._pools.get(key)
+                if pool is None:
+                    pool = ConnectionPool(
+                        url,
+                        min_size=1,
+                        max_size=settings().pool_max_size,
+                        kwargs={"autocommit": autocommit},
+                        timeout=5.0,
+                        open=True,
+                    )
+                    self._pools[key] = pool
+        return pool
+
+    def close(self) -> None:
+        with self._lock:
+            for pool in self._pools.values():
+                pool.close()
+            self._pools.clear()
+
+
+POOLS = runtime.Part("database pools", Pools, Pools.close)
 
 
 def _pool(url: str, autocommit: bool) -> ConnectionPool:
-    """One pool per (URL, autocommit): functions sharing a process share what they can."""
-    key = (url, autocommit)
-    pool = _pools.get(key)
-    if pool is None:
-        with _lock:
-            pool = _pools.get(key)
-            if pool is None:
-                pool = ConnectionPool(
-                    url,
-                    min_size=1,
-                    max_size=settings().pool_max_size,
-                    kwargs={"autocommit": autocommit},
-                    timeout=5.0,
-                    open=True,
-                )
-                _pools[key] = pool
-    return pool
+    return runtime.current().get(POOLS).get(url, autocommit)
 
 
 def command_pool() -> ConnectionPool:
@@ -127,13 +144,3 @@ def one(row: tuple[Any, ...] | None) -> tuple[Any, ...]:
     if row is None:
         raise RuntimeError("the statement returned no row")
     return row
-
-
-def close_pools() -> None:
-    with _lock:
-        for pool in _pools.values():
-            pool.close()
-        _pools.clear()
-
-
-atexit.register(close_pools)

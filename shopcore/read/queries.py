@@ -7,7 +7,7 @@ from decimal import Decimal
 from typing import Any
 
 from shopcore import errors
-from shopcore.platform import db
+from shopcore.platform import db, runtime
 from shopcore.platform.config import settings
 
 CENT = Decimal("0.01")
@@ -116,7 +116,7 @@ WRITTEN_IDS_IN_WINDOW = "SELECT id, created_at FROM outbox WHERE id > %s AND id 
 # window on every request was most of the Postgres time of a mixed analytics load
 # (BENCHMARKS.md); once each id of a range is in processed_events the range can never hold a
 # hole again (rows there are never deleted), so later requests count only above it.
-_projected_through: dict[str, int] = {}
+PROJECTED_THROUGH = runtime.Part("sync-status: outbox ids known projected", dict[str, int])
 
 
 def sync_status() -> dict[str, Any]:
@@ -127,7 +127,8 @@ def sync_status() -> dict[str, Any]:
     oldest of them, 0 when there are none.
     """
     database = settings().analytics_database_url
-    known = _projected_through.get(database, 0)
+    projected_through = runtime.current().get(PROJECTED_THROUGH)
+    known = projected_through.get(database, 0)
     with db.analytics_pool().connection() as read:
         last_processed, newest, low, projected_in_window = db.one(
             read.execute(READ_SIDE, {"hole_window": HOLE_WINDOW, "known": known}).fetchone()
@@ -136,7 +137,7 @@ def sync_status() -> dict[str, Any]:
         known = 0
     # every id in (low, newest] projected: no holes, whatever the outbox holds there
     no_holes = projected_in_window == newest - low
-    _projected_through[database] = newest if no_holes else known
+    projected_through[database] = newest if no_holes else known
 
     with db.analytics_outbox_pool().connection() as write:
         pending, oldest = db.one(write.execute(WRITTEN_AFTER, (newest,)).fetchone())

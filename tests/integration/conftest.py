@@ -1,6 +1,7 @@
 import pytest
 
-from shopcore.platform.config import settings
+from shopcore.platform import runtime
+from shopcore.platform.config import SETTINGS
 
 
 @pytest.fixture(autouse=True)
@@ -8,5 +9,5 @@ def _services(services, monkeypatch):
     """Every integration test runs against the run's isolated stack; the relay does not
     linger watching the outbox after draining it."""
     monkeypatch.setenv("RELAY_WATCH", "false")
-    settings.cache_clear()
+    runtime.current().reset(SETTINGS)
     return services

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from shopcore.platform.config import settings
+from shopcore.platform import runtime
+from shopcore.platform.config import SETTINGS
 from tests.support.functions import http_client, write_rows
 
 PRODUCT = {"name": "Key", "category": "Keys", "price": 1, "stock": 1}
@@ -13,10 +14,10 @@ PRODUCT = {"name": "Key", "category": "Keys", "price": 1, "stock": 1}
 @pytest.fixture
 def keys(monkeypatch):
     monkeypatch.setenv("COMMAND_API_KEYS", "alpha-key, beta-key")
-    settings.cache_clear()
+    runtime.current().reset(SETTINGS)
     yield
     monkeypatch.delenv("COMMAND_API_KEYS")
-    settings.cache_clear()
+    runtime.current().reset(SETTINGS)
 
 
 def product_count() -> int:

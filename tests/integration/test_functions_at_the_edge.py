@@ -11,8 +11,8 @@ from werkzeug.test import EnvironBuilder, run_wsgi_app
 
 from infra.functions import by_name
 from infra.triggers.invoke import load
-from shopcore.platform import jsonio
-from shopcore.platform.config import settings
+from shopcore.platform import jsonio, runtime
+from shopcore.platform.config import SETTINGS
 from tests.support.functions import http_client, write_rows
 
 COMMANDS = ("create_product", "create_order")
@@ -29,10 +29,10 @@ def cors(monkeypatch: pytest.MonkeyPatch):
 
     def allow(origins: str) -> None:
         monkeypatch.setenv("CORS_ALLOWED_ORIGINS", origins)
-        settings.cache_clear()
+        runtime.current().reset(SETTINGS)
 
     yield allow
-    settings.cache_clear()
+    runtime.current().reset(SETTINGS)
 
 
 @pytest.mark.parametrize("name", COMMANDS)
@@ -50,12 +50,12 @@ def test_a_command_not_sent_as_json_is_415_and_writes_nothing(services, name, co
 @pytest.mark.parametrize("name", COMMANDS)
 def test_415_comes_before_401(services, monkeypatch, name):
     monkeypatch.setenv("COMMAND_API_KEYS", "k1")
-    settings.cache_clear()
+    runtime.current().reset(SETTINGS)
     try:
         assert http_client(name).post("/", data=BODY, content_type="text/plain").status_code == 415
         assert http_client(name).post("/", json={}).status_code == 401
     finally:
-        settings.cache_clear()
+        runtime.current().reset(SETTINGS)
 
 
 def test_a_body_shorter_than_its_content_length_is_400_and_never_applied(services):

@@ -21,8 +21,8 @@ from infra.functions import FUNCTIONS, by_name
 from infra.triggers.invoke import load
 from shopcore import events
 from shopcore.pipeline import broker, outbox
-from shopcore.platform import aws_lambda, jsonio
-from shopcore.platform.config import settings
+from shopcore.platform import aws_lambda, jsonio, runtime
+from shopcore.platform.config import SETTINGS, settings
 from tests.integration.test_projector import ids, order_event, product_event, product_sales
 from tests.support import stack
 from tests.support.functions import drain_queue, write_rows
@@ -215,7 +215,7 @@ def test_relay_watches_until_its_budget_and_returns_before_lambdas_timeout(
     """With 2 s left and the margin, the budget is 1 s: a row written during it leaves at once,
     and the invocation returns after the budget, well before Lambda would kill it."""
     monkeypatch.setenv("RELAY_WATCH", "true")
-    settings.cache_clear()
+    runtime.current().reset(SETTINGS)
     context = FakeContext(2.0)
     assert aws_lambda.relay_budget(context) == pytest.approx(1.0, abs=0.05)
     late: list[str] = []

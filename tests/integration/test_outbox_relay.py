@@ -167,10 +167,13 @@ def test_a_refused_batch_rolls_back_the_one_behind_it_too(unique):
 
 def test_relay_recovers_after_the_broker_drops_its_connection(unique):
     from shopcore.pipeline import relay
+    from shopcore.platform import runtime
 
     add_product_event(f"{unique}-a")
     assert relay_invoker()({}) == 200
-    relay._publishers._local.connection.close()  # as if the broker went away between invocations
+    cached = runtime.current().get(relay.PUBLISHERS).connection
+    assert cached is not None
+    cached.close()  # as if the broker went away between invocations
     event = add_product_event(f"{unique}-b")
     assert relay_invoker()({}) == 200
     got = [jsonio.loads(body)["eventId"] for _, body in drain_queue(events.PRODUCT_EVENTS)]

@@ -7,8 +7,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from infra.harness.sandbox import AMQP_SERVER, Stack, create, drop
-from shopcore.pipeline import projector, relay
-from shopcore.platform import config, db
+from shopcore.platform import runtime
 
 __all__ = ["Stack", "activate", "create", "drop", "isolated", "reset_process_state"]
 
@@ -20,10 +19,7 @@ def activate(stack: Stack) -> None:
 
 
 def reset_process_state() -> None:
-    db.close_pools()
-    relay.close()
-    projector._dead_letter_channels.close()
-    config.settings.cache_clear()
+    runtime.current().reset()
 
 
 @contextmanager

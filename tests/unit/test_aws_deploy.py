@@ -33,6 +33,7 @@ from infra.deploy.aws.deploy import DeployError, deploy, remove
 from infra.deploy.aws.plan import Plan
 from infra.functions import FUNCTIONS, REPO, Function, by_name
 from shopcore.platform import config as shop_config
+from shopcore.platform import runtime
 from tests.support.lambda_events import load_event
 
 REGION = "eu-west-1"
@@ -70,9 +71,9 @@ def environment(monkeypatch) -> Iterator[None]:
             monkeypatch.delenv(name, raising=False)
     for name, value in ENV.items():
         monkeypatch.setenv(name, value)
-    shop_config.settings.cache_clear()
+    runtime.current().reset(shop_config.SETTINGS)
     yield
-    shop_config.settings.cache_clear()
+    runtime.current().reset(shop_config.SETTINGS)
 
 
 @pytest.fixture
@@ -313,7 +314,7 @@ def test_a_deploy_converges_what_differs_and_only_that(session, cfg, bundles, mo
     monkeypatch.setenv(
         "RELAY_DATABASE_URL", "postgresql://shop_relay:other@db.example.com/write_db"
     )
-    shop_config.settings.cache_clear()
+    runtime.current().reset(shop_config.SETTINGS)
 
     plan, _ = deploy(cfg, session)
 

@@ -13,7 +13,8 @@ from psycopg.conninfo import conninfo_to_dict
 import infra.local.__main__ as local
 from infra.ops import preflight
 from infra.ops.migrate import role_passwords
-from shopcore.platform.config import settings
+from shopcore.platform import runtime
+from shopcore.platform.config import SETTINGS, settings
 
 ROLE_URLS = [variable for variable, _role, _base in local.FUNCTION_ROLES]
 
@@ -27,10 +28,10 @@ def contract_urls(monkeypatch: pytest.MonkeyPatch):
     for variable in [*ROLE_URLS, "USE_FUNCTION_ROLES"]:
         monkeypatch.setenv(variable, "")  # recorded, so whatever main sets is undone
         monkeypatch.delenv(variable)
-    settings.cache_clear()
+    runtime.current().reset(SETTINGS)
     yield monkeypatch
     monkeypatch.undo()
-    settings.cache_clear()
+    runtime.current().reset(SETTINGS)
 
 
 def run_main(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, str, bool]]:

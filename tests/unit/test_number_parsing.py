@@ -22,7 +22,6 @@ from hypothesis import strategies as st
 from werkzeug.test import EnvironBuilder
 
 from shopcore import errors
-from shopcore.pipeline import projector
 from shopcore.pipeline.messages import QueueMessage
 from shopcore.platform import http, jsonio
 from shopcore.read import queries, query_api
@@ -488,7 +487,7 @@ def test_outbox_id_header_is_an_id_or_none(text):
     message = QueueMessage(
         queue="order-events", body=b"", properties={"headers": {"ce-sequence": text}}
     )
-    value = projector._outbox_id(message)
+    value = message.outbox_id
     if value is None:
         assert (
             not re.fullmatch(r"[0-9]+", text)
