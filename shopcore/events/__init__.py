@@ -2,7 +2,7 @@
 
 An event is a JSON object with `eventId` and `eventType` at its top level, stored in the
 outbox under its type's topic and published as it is stored. Three jobs, one module each:
-- `builders`: the write side builds every event here, complete (ids, items, topic);
+- `builders`: the write side builds every event here, whole (ids, items, topic);
 - `schemas`: consumers validate with marshmallow; anything that does not fit is malformed and
   gets dead-lettered;
 - `fast_path`: plain checks that read events in exactly the shape the builders write without
@@ -20,6 +20,7 @@ from shopcore.events.builders import (
     now,
     order_created,
     product_created,
+    topic_of,
 )
 from shopcore.events.model import Event, MalformedEvent, OrderCreated, OrderLine, ProductCreated
 from shopcore.platform import jsonio
@@ -37,6 +38,7 @@ __all__ = [
     "order_created",
     "parse",
     "product_created",
+    "topic_of",
 ]
 
 

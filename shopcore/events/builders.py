@@ -1,4 +1,9 @@
-"""Building events: the one place the write side gets an event from, topic included."""
+"""Building events: the one place an event is made, whole, topic included.
+
+The write side asks the database first for what only it knows (a new row's id, an order's
+product names and categories), builds the event here, and then stores it as given: the SQL
+never adds to an event or picks its topic.
+"""
 
 from __future__ import annotations
 
@@ -20,11 +25,15 @@ def now() -> datetime:
     return moment.replace(microsecond=moment.microsecond // 1000 * 1000)
 
 
+def topic_of(event: dict[str, Any]) -> str:
+    """The outbox topic (= RabbitMQ queue) an event built here goes to."""
+    return TOPICS[event["eventType"]]
+
+
 def product_created(
-    product_id: int | None, name: str, category: str, price: Decimal, stock: int, at: datetime
+    product_id: int, name: str, category: str, price: Decimal, stock: int, at: datetime
 ) -> dict[str, Any]:
-    """Without `product_id` the event lacks productId, for the database to add at INSERT."""
-    event: dict[str, Any] = {
+    return {
         "eventId": str(uuid.uuid4()),
         "eventType": "ProductCreated",
         "occurredAt": jsonio.iso_utc(at),
@@ -34,24 +43,13 @@ def product_created(
         "price": price,
         "stock": stock,
     }
-    if product_id is None:
-        del event["productId"]
-    return event
 
 
 def order_created(
-    order_id: int | None,
-    customer_id: int,
-    total: Decimal,
-    items: list[dict[str, Any]] | None,
-    at: datetime,
+    order_id: int, customer_id: int, total: Decimal, items: list[dict[str, Any]], at: datetime
 ) -> dict[str, Any]:
-    """`items`: productId, quantity, price, and the product's name and category at order time.
-
-    Without `order_id` and `items` the event lacks them, for the database to add when it
-    writes the order (place_order).
-    """
-    event: dict[str, Any] = {
+    """`items`: productId, quantity, price, and the product's name and category at order time."""
+    return {
         "eventId": str(uuid.uuid4()),
         "eventType": "OrderCreated",
         "occurredAt": jsonio.iso_utc(at),
@@ -60,4 +58,3 @@ def order_created(
         "total": total,
         "items": items,
     }
-    return {k: v for k, v in event.items() if v is not None}

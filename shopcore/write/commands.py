@@ -1,6 +1,10 @@
-"""The write side's use cases: create a product, create an order. Each is one atomic
-statement (one round trip) that changes the shop's tables and appends the matching event to
-the outbox."""
+"""The write side's use cases: create a product, create an order.
+
+Each first reads from the database what only it knows and the event needs (the new row's id;
+an order's product names and categories), has shopcore/events build the whole event, then
+changes the shop's tables and appends that event to the outbox in one atomic statement. Two
+round trips: the first only reads (and reserves an id), the second is all or nothing.
+"""
 
 from __future__ import annotations
 
@@ -13,22 +17,32 @@ from shopcore import errors, events
 from shopcore.platform import db, jsonio
 from shopcore.write import schemas
 
-# The product row and its event commit together; the event gets the generated id from the CTE.
+NEXT_PRODUCT_ID = "SELECT nextval('products_id_seq')"
+
+# The product row and its event commit together.
 INSERT_PRODUCT = """
 WITH product AS (
-    INSERT INTO products (name, category, price, stock, created_at)
-    VALUES (%(name)s, %(category)s, %(price)s, %(stock)s, %(at)s)
-    RETURNING id
+    INSERT INTO products (id, name, category, price, stock, created_at)
+    VALUES (%(id)s, %(name)s, %(category)s, %(price)s, %(stock)s, %(at)s)
 )
-INSERT INTO outbox (topic, payload, created_at)
-SELECT %(topic)s, %(event)s::jsonb || jsonb_build_object('productId', product.id), %(at)s
-FROM product
-RETURNING (payload ->> 'productId')::bigint
+INSERT INTO outbox (topic, payload, created_at) VALUES (%(topic)s, %(event)s, %(at)s)
 """
 
-# Locks, checks stock, decrements it and writes order, items and event: see
-# infra/migrations/write/0003_place_order.sql.
-PLACE_ORDER = "SELECT place_order(%s, %s, %s, %s, %s, %s, %s)"
+# The order's id, and each line's product name and category (NULL: no such product), in line
+# order. Read before the order is locked: a rename committed while the order is placed may or
+# may not reach its event, as with any change concurrent with it.
+RESERVE_ORDER = """
+SELECT
+    nextval('orders_id_seq'),
+    array_agg(products.name ORDER BY line.position),
+    array_agg(products.category ORDER BY line.position)
+FROM unnest(%s::bigint[]) WITH ORDINALITY AS line(product_id, position)
+LEFT JOIN products ON products.id = line.product_id
+"""
+
+# Locks, checks stock, decrements it and writes order, items and the given event: see
+# infra/migrations/write/0004_place_order_stores_its_event.sql.
+PLACE_ORDER = "SELECT place_order(%s, %s, %s, %s, %s, %s, %s, %s, %s)"
 
 _product_schema = schemas.CreateProductSchema()
 _order_schema = schemas.CreateOrderSchema()
@@ -38,12 +52,15 @@ def create_product(body: Any) -> int:
     """Validate and store a product; returns its id."""
     product = schemas.load(_product_schema, body)
     at = events.now()
-    event = events.product_created(None, at=at, **product)  # productId: added by the INSERT
-    params = {**product, "at": at, "topic": events.PRODUCT_EVENTS, "event": jsonio.dumps(event)}
-    product_id: int = db.run_statement(
-        db.command_pool(), lambda conn: db.one(conn.execute(INSERT_PRODUCT, params).fetchone())[0]
-    )
-    return product_id
+
+    def insert(conn: psycopg.Connection) -> int:
+        product_id: int = db.one(conn.execute(NEXT_PRODUCT_ID).fetchone())[0]
+        event = events.product_created(product_id, at=at, **product)
+        stored = {"topic": events.topic_of(event), "event": jsonio.dumps(event)}
+        conn.execute(INSERT_PRODUCT, {**product, "id": product_id, "at": at, **stored})
+        return product_id
+
+    return db.run_statement(db.command_pool(), insert)
 
 
 def merge_lines(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -70,23 +87,44 @@ def create_order(body: Any) -> int:
     lines = merge_lines(order["items"])
     total = sum((line["quantity"] * line["price"] for line in lines), Decimal("0.00"))
     at = events.now()
-    event = events.order_created(None, order["customerId"], total, None, at)  # see place_order
-    params = (
-        order["customerId"],
-        [line["productId"] for line in lines],
-        [line["quantity"] for line in lines],
-        [line["price"] for line in lines],
-        total,
-        at,
-        jsonio.dumps(event),
-    )
-    try:
-        order_id: int = db.run_statement(
-            db.command_pool(), lambda conn: db.one(conn.execute(PLACE_ORDER, params).fetchone())[0]
+    product_ids = [line["productId"] for line in lines]
+
+    def place(conn: psycopg.Connection) -> int:
+        reserved = db.one(conn.execute(RESERVE_ORDER, (product_ids,)).fetchone())
+        order_id: int = reserved[0]
+        names, categories = reserved[1], reserved[2]
+        unknown = sorted({p for p, name in zip(product_ids, names, strict=True) if name is None})
+        if unknown:
+            raise _unknown_products(unknown)
+        items = [
+            {**line, "name": name, "category": category}
+            for line, name, category in zip(lines, names, categories, strict=True)
+        ]
+        event = events.order_created(order_id, order["customerId"], total, items, at)
+        conn.execute(
+            PLACE_ORDER,
+            (
+                order_id,
+                order["customerId"],
+                product_ids,
+                [line["quantity"] for line in lines],
+                [line["price"] for line in lines],
+                total,
+                at,
+                events.topic_of(event),
+                jsonio.dumps(event),
+            ),
         )
         return order_id
+
+    try:
+        return db.run_statement(db.command_pool(), place)
     except psycopg.Error as exc:
         raise _refusal(exc) or exc from None
+
+
+def _unknown_products(ids: list[int]) -> errors.UnknownProduct:
+    return errors.UnknownProduct(f"unknown productId {ids[0]}", field="items", productIds=ids)
 
 
 def _refusal(exc: psycopg.Error) -> errors.ShopError | None:
@@ -95,8 +133,7 @@ def _refusal(exc: psycopg.Error) -> errors.ShopError | None:
         return None
     detail = jsonio.loads(exc.diag.message_detail or "{}")
     if exc.sqlstate == "SH400":
-        ids = detail["productIds"]
-        return errors.UnknownProduct(f"unknown productId {ids[0]}", field="items", productIds=ids)
+        return _unknown_products(detail["productIds"])
     return errors.InsufficientStock(
         f"insufficient stock for product {detail['productId']}: requested "
         f"{detail['requested']}, available {detail['available']}",

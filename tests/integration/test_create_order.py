@@ -80,6 +80,37 @@ def test_order_writes_items_decrements_stock_and_appends_event(orders, new_produ
     assert {(i.product_id, i.category) for i in event.items} == {(a, "Books"), (b, "Games")}
 
 
+def test_the_outbox_holds_the_whole_event_the_builders_made(
+    orders, new_product, unique, customer_id
+):
+    """shopcore/events builds OrderCreated whole (ids, items with name and category, topic);
+    the database stores it as given, byte for byte what jsonb makes of it."""
+    a, b = new_product(price="2.50", category="Books"), new_product(category="Games")
+    lines = [
+        {"productId": b, "quantity": 1, "price": Decimal("0.10")},
+        {"productId": a, "quantity": 2, "price": Decimal("2.50")},
+    ]
+    body = jsonio.dumps({"customerId": customer_id, "items": lines})
+    response = orders.post("/", data=body, content_type="application/json")
+    assert response.status_code == 201
+    order_id = response.json["orderId"]
+
+    [(topic, payload, created_at)] = write_rows(
+        "SELECT topic, payload::text, created_at FROM outbox WHERE payload->>'orderId' = %s",
+        str(order_id),
+    )
+    stored = jsonio.loads(payload)
+    items = [
+        {**lines[0], "name": f"P-{unique}", "category": "Games"},
+        {**lines[1], "name": f"P-{unique}", "category": "Books"},
+    ]
+    built = events.order_created(order_id, customer_id, Decimal("5.10"), items, created_at)
+    built["eventId"] = stored["eventId"]
+    [(expected,)] = write_rows("SELECT %s::jsonb::text", jsonio.dumps(built))
+    assert payload == expected
+    assert topic == events.topic_of(built) == "order-events"
+
+
 def test_repeated_product_lines_are_merged(orders, new_product, customer_id):
     a = new_product(stock=5)
     response = orders.post(

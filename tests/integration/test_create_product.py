@@ -44,6 +44,27 @@ def test_creates_product_and_its_event_in_one_transaction(client, unique):
     assert jsonio.loads(payload)["eventType"] == "ProductCreated"
 
 
+def test_the_outbox_holds_the_whole_event_the_builders_made(client, unique):
+    """shopcore/events builds ProductCreated whole (productId and topic included); the
+    database stores it as given, byte for byte what jsonb makes of it."""
+    body = {"name": f"Pen {unique}", "category": "Office", "price": 1.5, "stock": 3}
+    response = client.post("/", json=body)
+    assert response.status_code == 201
+    product_id = response.json["productId"]
+
+    [(topic, payload, created_at)] = write_rows(
+        "SELECT topic, payload::text, created_at FROM outbox WHERE payload->>'productId' = %s",
+        str(product_id),
+    )
+    built = events.product_created(
+        product_id, f"Pen {unique}", "Office", Decimal("1.50"), 3, created_at
+    )
+    built["eventId"] = jsonio.loads(payload)["eventId"]
+    [(expected,)] = write_rows("SELECT %s::jsonb::text", jsonio.dumps(built))
+    assert payload == expected
+    assert topic == events.topic_of(built) == "product-events"
+
+
 def test_price_keeps_cents_exactly(client, unique):
     response = client.post("/", json={"name": unique, "category": "Tech", "price": 0.1, "stock": 0})
     assert response.status_code == 201

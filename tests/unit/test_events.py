@@ -128,12 +128,22 @@ def test_built_events_carry_type_and_utc_timestamp():
     assert events.TOPICS[event["eventType"]] == events.ORDER_EVENTS
 
 
-def test_product_created_without_id_leaves_product_id_out():
-    event = events.product_created(None, "Laptop", "Tech", Decimal("1.00"), 1, AT)
+def test_built_events_are_whole_and_name_their_topic():
+    """The builders are the one owner of an event: every field the contract lists, and the
+    topic it is stored and published under (the SQL adds nothing)."""
+    order, product = order_event(), product_event()
 
-    assert "productId" not in event
-    with pytest.raises(events.MalformedEvent):
-        parse(event)
+    assert set(order) == {
+        "eventId", "eventType", "occurredAt", "orderId", "customerId", "total", "items",
+    }  # fmt: skip
+    assert [set(item) for item in order["items"]] == [
+        {"productId", "quantity", "price", "name", "category"}
+    ] * 2
+    assert set(product) == {
+        "eventId", "eventType", "occurredAt", "productId", "name", "category", "price", "stock",
+    }  # fmt: skip
+    assert events.topic_of(order) == events.ORDER_EVENTS == "order-events"
+    assert events.topic_of(product) == events.PRODUCT_EVENTS == "product-events"
 
 
 def test_now_is_utc_and_keeps_only_milliseconds():
