@@ -4,7 +4,7 @@ PY := $(VENV)/bin/python
 # the operator command (infra/ops/cli.py), installed by `make install`
 SHOP := $(VENV)/bin/shop
 
-.PHONY: install run test test-fast lint format verify reconcile soak bench services
+.PHONY: install run test test-fast test-unit lint format verify reconcile soak bench services
 
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
@@ -22,18 +22,24 @@ run: install services
 	$(SHOP) run
 
 ## lint, then every test (unit, integration, end-to-end) against the real Postgres and RabbitMQ
-test: install services
-	$(VENV)/bin/ruff check .
-	$(VENV)/bin/ruff format --check .
+test: lint services
 	$(PY) -m pytest
 
 ## the same without the slow scenarios (broker restart, soak)
 test-fast: install services
 	$(PY) -m pytest -m "not slow"
 
+## every test that needs no service (passes with Postgres and RabbitMQ stopped), on every core
+test-unit: install
+	$(PY) -m pytest -n auto $(wildcard tests/unit tests/contract) -m "not services"
+
+## the gates (docs/architecture.md): ruff (with the complexity limit), its format check,
+## mypy (strict on the core), the import contracts (.importlinter)
 lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports
 
 format: install
 	$(VENV)/bin/ruff check --fix .
