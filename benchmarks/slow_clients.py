@@ -578,8 +578,8 @@ def summarize_probes(results: list[tuple[str, float, int | None, str | None]]) -
         every = ok + [math.inf] * (len(rows) - len(ok))
 
         def pct(values: list[float], p: float) -> float | None:
-            value = percentile(values, p)
-            return None if value is None or value == math.inf else round(value, 2)
+            value = percentile(values, p)  # between two infinities: nan
+            return None if value is None or not math.isfinite(value) else round(value, 2)
 
         return {
             "requests": len(rows),

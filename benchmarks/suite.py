@@ -3,9 +3,9 @@
 Order: ceilings (before the system starts, so nothing else of ours runs) -> start the system
 -> warm-up -> product creation (its products become the order pool) -> settle -> freshness at
 idle -> order ingest burst with freshness sampled alongside -> convergence -> analytics GETs
--> backlogs -> final exactness check -> peak memory -> slow clients (ordinary load without and
-with 1,000 slow connections; benchmarks/slow_clients.py) -> exactness again. A phase that
-fails is recorded in `failures` and the run goes on where it can.
+-> slow clients (ordinary load without and with 1,000 slow connections;
+benchmarks/slow_clients.py; exact again afterwards) -> backlogs -> final exactness check ->
+peak memory. A phase that fails is recorded in `failures` and the run goes on where it can.
 """
 
 from __future__ import annotations
@@ -211,12 +211,12 @@ class Run:
                 self.ingest(system, pool)
             with self.guarded("analytics"):
                 self.analytics(system, pool)
+            with self.guarded("slow clients"):
+                self.slow_clients(system, pool)
             with self.guarded("backlog"):
                 self.backlogs(system, pool)
             with self.guarded("memory"):
                 self.result["memory"] = memory.peaks(system)
-            with self.guarded("slow clients"):
-                self.slow_clients(system, pool)
         finally:
             timeline.stop()
             self.result["timeline"] = timeline.to_json()
