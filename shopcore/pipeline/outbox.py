@@ -20,10 +20,18 @@ from shopcore.platform import jsonio
 
 APPEND = "INSERT INTO outbox (topic, payload, created_at) VALUES (%s, %s::jsonb, %s)"
 
-# SKIP LOCKED lets several relays drain at once, each claiming a different batch. The payload
-# goes out as stored text: no parse/serialize round trip, money digits untouched.
-CLAIM = """
-SELECT id, topic, payload::text, created_at
+# An outbox row as the relay reads it (OutboxRow). The payload goes out as stored text: no
+# parse/serialize round trip, money digits untouched. What the message's headers carry of the
+# event is read from the jsonb by Postgres, so the relay never parses a payload.
+ROW = """
+id, topic, payload::text, created_at,
+payload ->> 'eventId', payload ->> 'eventType', payload ->> 'occurredAt',
+COALESCE(payload ->> 'orderId', payload ->> 'productId')
+"""
+
+# SKIP LOCKED lets several relays drain at once, each claiming a different batch.
+CLAIM = f"""
+SELECT {ROW}
 FROM outbox
 WHERE published_at IS NULL
 ORDER BY id
@@ -48,6 +56,11 @@ class OutboxRow:
     topic: str
     payload: str
     created_at: Any
+    # the event's attributes its message's headers carry (shopcore/pipeline/publisher.py)
+    event_id: str
+    event_type: str
+    occurred_at: str  # as the event writes it
+    subject: str | None  # the id of what the event is about: its orderId, else its productId
 
 
 class Publisher(Protocol):

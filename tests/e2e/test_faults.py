@@ -22,7 +22,7 @@ from infra.harness.private_broker import PrivateRabbitMQ, private_rabbitmq
 from infra.harness.sandbox import AMQP_SERVER
 from infra.ops import dead_letters, reconcile
 from shopcore import events
-from shopcore.pipeline import broker, publisher
+from shopcore.pipeline import broker, outbox, publisher
 from shopcore.pipeline.outbox import OutboxRow
 from tests.e2e.conftest import running_system
 from tests.support.local_system import LocalSystem
@@ -248,16 +248,17 @@ def test_the_same_event_three_times_and_out_of_order(system):
     stream.stop()
     assert_no_drift(system)
     with psycopg.connect(system.stack.database_url) as conn:
-        rows = conn.execute(
-            "SELECT id, topic, payload::text FROM outbox ORDER BY id DESC LIMIT 30"
-        ).fetchall()
+        rows = [
+            OutboxRow(*row)
+            for row in conn.execute(f"SELECT {outbox.ROW} FROM outbox ORDER BY id DESC LIMIT 30")
+        ]
     connection = broker.connect(system.stack.broker_url)
     channel = connection.channel()
     channel.confirm_delivery()
-    for outbox_id, topic, payload in rows:
+    for row in rows:
         for _ in range(3):
-            props = publisher.event_properties(OutboxRow(outbox_id, topic, payload, None))
-            channel.basic_publish(broker.EXCHANGE, topic, payload.encode(), props)
+            props = publisher.event_properties(row)
+            channel.basic_publish(broker.EXCHANGE, row.topic, row.payload.encode(), props)
     connection.close()
     time.sleep(1.0)
     assert_no_drift(system)
