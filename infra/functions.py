@@ -1,13 +1,17 @@
 """The one place that defines the five functions: entry point, trigger, routes, schedule.
 
 The local emulation, docker-compose.yml (checked by a test), the bundles and the AWS and GCP
-deployments all read it, so they never disagree.
+deployments all read it, so they never disagree. An HTTP function's API and routes are the
+core's declaration (shopcore/openapi/routes.py), which the functions themselves and the query
+API's router read too: the core never imports infra, so routes live there, declared once.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+
+from shopcore.openapi import routes as http_routes
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -18,8 +22,7 @@ class Function:
     target: str  # the decorated Python function in main.py
     trigger: str  # "http" | "schedule" | "queue"
     signature_type: str  # functions-framework's: "http" | "cloudevent"
-    routes: tuple[tuple[str, str], ...] = ()  # (method, path or path prefix)
-    port: str = ""  # which gateway port serves it: "command" | "query"
+    http: http_routes.HttpFunction | None = None  # for trigger "http": its API and routes
     queues: tuple[str, ...] = ()
     schedule_minutes: int = 0  # for trigger "schedule": how often the platform invokes it
     # the database role it connects as (infra/migrations/*/0002_roles.sql) and the variables
@@ -37,6 +40,19 @@ class Function:
     def source(self) -> Path:
         return REPO / "functions" / self.name / "main.py"
 
+    @property
+    def port(self) -> str:
+        """Which gateway port serves it: its API, "command" or "query" ("" if not HTTP)."""
+        return self.http.api if self.http else ""
+
+    @property
+    def routes(self) -> tuple[tuple[str, str], ...]:
+        """(method, path prefix) pairs a gateway sends to it: every path at or under its
+        prefix, for each method its routes answer."""
+        if self.http is None:
+            return ()
+        return tuple((method, self.http.prefix) for method in self.http.methods)
+
 
 FUNCTIONS = (
     Function(
@@ -44,8 +60,7 @@ FUNCTIONS = (
         "create_product",
         "http",
         "http",
-        routes=(("POST", "/api/products"),),
-        port="command",
+        http=http_routes.CREATE_PRODUCT,
         role="shop_command",
         database_urls=("COMMAND_DATABASE_URL",),
     ),
@@ -54,8 +69,7 @@ FUNCTIONS = (
         "create_order",
         "http",
         "http",
-        routes=(("POST", "/api/orders"),),
-        port="command",
+        http=http_routes.CREATE_ORDER,
         role="shop_command",
         database_urls=("COMMAND_DATABASE_URL",),
     ),
@@ -64,8 +78,7 @@ FUNCTIONS = (
         "analytics",
         "http",
         "http",
-        routes=(("GET", "/api/analytics"),),
-        port="query",
+        http=http_routes.ANALYTICS,
         role="shop_analytics",
         database_urls=("ANALYTICS_DATABASE_URL", "ANALYTICS_OUTBOX_DATABASE_URL"),
     ),

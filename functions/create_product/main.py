@@ -3,6 +3,7 @@
 import flask
 import functions_framework
 
+from shopcore.openapi import routes
 from shopcore.platform import http, logs
 from shopcore.write import commands
 
@@ -16,7 +17,7 @@ def handle(request: flask.Request) -> tuple[int, dict]:
 
 @functions_framework.http
 def create_product(request: flask.Request) -> flask.Response:
-    return http.respond(request, handle, function="create_product", methods=("POST",))
+    return http.respond(request, handle, routes.CREATE_PRODUCT)
 
 
 http.json_errors(functions_framework.errorhandler)

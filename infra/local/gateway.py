@@ -20,12 +20,13 @@ from typing import Any
 from infra.functions import FUNCTIONS
 from infra.triggers.invoke import WSGIApp, load
 from shopcore import errors
+from shopcore.openapi.routes import META
 from shopcore.platform import admission, jsonio
 from shopcore.platform.config import settings
 
 # Every function answers these itself (shopcore/platform/http.py); the gateway sends them to
 # the first.
-META_PATHS = ("/health", "/openapi.json")
+META_PATHS = tuple(route.path for route in META)
 
 
 @dataclass(frozen=True)
@@ -43,11 +44,12 @@ class Gateway:
     port's API document, which each of its functions serves) to the first of them."""
 
     def __init__(self, port: str) -> None:
-        functions = [f for f in FUNCTIONS if f.port == port]
         self.routes = [
-            Route(path, (method,), load(f)) for f in functions for method, path in f.routes
+            Route(f.http.prefix, f.http.methods, load(f))
+            for f in FUNCTIONS
+            if f.http is not None and f.http.api == port
         ]
-        self.meta = [Route(path, ("GET",), self.routes[0].app) for path in META_PATHS]
+        self.meta = [Route(r.path, (r.method,), self.routes[0].app) for r in META]
 
     def route(self, path: str) -> Route | None:
         if path.rstrip("/") in META_PATHS:

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from shopcore import errors
+from shopcore.openapi import routes
 
 JSON_MEDIA_TYPE = "application/json"
 # Methods whose body the API reads: they must declare it as JSON.
@@ -20,14 +21,11 @@ _MAX_LENGTH_DIGITS = 18
 
 
 def meta_document(path: str) -> str | None:
-    """Which of the documents every function answers besides its own routes `path` asks for:
-    "health" (.../health), "openapi" (.../openapi.json, its API's document), or None."""
+    """Which of the documents every function answers besides its own routes `path` asks for
+    (shopcore/openapi/routes.py, META): "health" (.../health), "openapi" (.../openapi.json, its
+    API's document), or None."""
     path = path.rstrip("/")
-    if path.endswith("/health"):
-        return "health"
-    if path.endswith("/openapi.json"):
-        return "openapi"
-    return None
+    return next((r.endpoint for r in routes.META if path.endswith(r.path)), None)
 
 
 def methods(declared: Iterable[str]) -> tuple[str, ...]:

@@ -1,6 +1,7 @@
 """What every HTTP function shares: JSON bodies in, JSON answers out, one error shape.
 
-A function's entry point is `respond(request, handler, function, methods)`: it answers
+A function's entry point is `respond(request, handler, function)`, `function` its routes
+(shopcore/openapi/routes.py): it answers
 GET .../health and GET .../openapi.json (its API's document) and CORS preflights itself,
 refuses what shopcore/admission refuses before the body is read, turns every ShopError into its
 status and `{"error": ...}`, and never lets a stack trace reach a client.
@@ -19,6 +20,7 @@ import psycopg
 from werkzeug.exceptions import ClientDisconnected, HTTPException
 
 from shopcore import errors, openapi
+from shopcore.openapi.routes import HttpFunction
 from shopcore.platform import admission, cors, jsonio, logs
 from shopcore.platform.config import settings
 
@@ -84,15 +86,13 @@ def _streamed_body(request: flask.Request) -> bytes:
         return b""
 
 
-def respond(
-    request: flask.Request, handler: Handler, function: str, methods: tuple[str, ...]
-) -> flask.Response:
-    """Run `handler(request) -> (status, body)` for a request to one of `methods` (HEAD is
-    answered wherever GET is), shape every outcome as JSON, log one line: at DEBUG for a
-    success (the hot path: formatting a line cost ~15 % of an analytics GET's CPU, and
+def respond(request: flask.Request, handler: Handler, function: HttpFunction) -> flask.Response:
+    """Run `handler(request) -> (status, body)` for a request to one of the function's methods
+    (HEAD is answered wherever GET is), shape every outcome as JSON, log one line: at DEBUG for
+    a success (the hot path: formatting a line cost ~15 % of an analytics GET's CPU, and
     platforms log every request themselves), INFO for a 4xx, ERROR for a 5xx."""
-    with logs.invocation(function, method=request.method, path=request.path) as record:
-        response = _answer(request, handler, function, methods)
+    with logs.invocation(function.name, method=request.method, path=request.path) as record:
+        response = _answer(request, handler, function)
         cors.decorate(request, response)
         status = response.status_code
         record["status"] = status
@@ -102,13 +102,10 @@ def respond(
         return response
 
 
-def _answer(
-    request: flask.Request, handler: Handler, function: str, methods: tuple[str, ...]
-) -> flask.Response:
+def _answer(request: flask.Request, handler: Handler, function: HttpFunction) -> flask.Response:
     try:
         meta = _meta_document(request, function)
-        if meta is not None:
-            methods = ("GET",)
+        methods = ("GET",) if meta is not None else function.methods
         admission.admit(
             request.method,
             methods,
@@ -134,14 +131,14 @@ def _answer(
         return json_response(500, {"error": "internal error"})
 
 
-def _meta_document(request: flask.Request, function: str) -> Callable[[], Any] | None:
+def _meta_document(request: flask.Request, function: HttpFunction) -> Callable[[], Any] | None:
     """What every function answers besides its own routes: .../health and .../openapi.json
     (its API's document)."""
     meta = admission.meta_document(request.path)
     if meta == "health":
         return lambda: {"status": "ok"}
     if meta == "openapi":
-        return lambda: openapi.document(openapi.API_OF[function])
+        return lambda: openapi.document(function.api)
     return None
 
 

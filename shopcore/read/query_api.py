@@ -1,7 +1,12 @@
-"""Routes of the query API: path -> parameter checks -> a read-model query."""
+"""The query API: path -> parameter checks -> a read-model query.
+
+Its routes are declared in shopcore/openapi/routes.py (ANALYTICS); the router is built from
+them, and each route's endpoint names its handler below.
+"""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -11,18 +16,27 @@ from werkzeug.exceptions import MethodNotAllowed, NotFound
 from werkzeug.routing import Map, Rule
 
 from shopcore import errors
+from shopcore.openapi import routes
 from shopcore.platform import jsonio
 from shopcore.read import queries
 from shopcore.write.schemas import MAX_BIGINT
 
+# Path parameters that may hold a slash (a category name may): matched up to the path's fixed
+# tail instead of up to the next slash.
+_MAY_HOLD_SLASHES = frozenset({"category"})
+
+
+def _rule(path: str) -> str:
+    """A route's path as a werkzeug rule: `{name}` -> `<name>` (or `<path:name>`)."""
+    return re.sub(
+        r"\{(\w+)\}",
+        lambda m: f"<path:{m[1]}>" if m[1] in _MAY_HOLD_SLASHES else f"<{m[1]}>",
+        path,
+    )
+
+
 _routes = Map(
-    [
-        Rule("/api/analytics/products/<product_id>/sales", endpoint="product_sales"),
-        Rule("/api/analytics/categories/<path:category>/revenue", endpoint="category_revenue"),
-        Rule("/api/analytics/customers/<customer_id>/lifetime-value", endpoint="customer_ltv"),
-        Rule("/api/analytics/sales/hourly", endpoint="hourly_sales"),
-        Rule("/api/analytics/sync-status", endpoint="sync_status"),
-    ],
+    [Rule(_rule(route.path), endpoint=route.endpoint) for route in routes.ANALYTICS.routes],
     strict_slashes=False,
 )
 
@@ -83,20 +97,27 @@ def _hourly(request: flask.Request) -> dict[str, Any]:
     return queries.hourly_sales(start, end)
 
 
-_handlers: dict[str, Callable[[flask.Request, Mapping[str, Any]], dict[str, Any]]] = {
-    "product_sales": lambda r, a: queries.product_sales(_id(a["product_id"], "productId")),
+# Each route's endpoint (shopcore/openapi/routes.py) -> its handler.
+HANDLERS: dict[str, Callable[[flask.Request, Mapping[str, Any]], dict[str, Any]]] = {
+    "product_sales": lambda r, a: queries.product_sales(_id(a["productId"], "productId")),
     "category_revenue": lambda r, a: queries.category_revenue(_category(a["category"])),
     "customer_ltv": lambda r, a: queries.customer_lifetime_value(
-        _id(a["customer_id"], "customerId")
+        _id(a["customerId"], "customerId")
     ),
     "hourly_sales": lambda r, a: _hourly(r),
     "sync_status": lambda r, a: queries.sync_status(),
 }
 
 
-def dispatch(request: flask.Request) -> tuple[int, dict[str, Any]]:
+def match(path: str) -> tuple[str, Mapping[str, Any]]:
+    """The endpoint `path` asks for and its path parameters; NotFound (404) for none."""
     try:
-        endpoint, args = _routes.bind("").match(request.path)
+        endpoint, args = _routes.bind("").match(path)
     except (NotFound, MethodNotAllowed):
-        raise errors.NotFound(f"no such endpoint: {request.path}") from None
-    return 200, _handlers[endpoint](request, args)
+        raise errors.NotFound(f"no such endpoint: {path}") from None
+    return str(endpoint), args
+
+
+def dispatch(request: flask.Request) -> tuple[int, dict[str, Any]]:
+    endpoint, args = match(request.path)
+    return 200, HANDLERS[endpoint](request, args)

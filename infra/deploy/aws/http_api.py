@@ -17,6 +17,7 @@ from infra.deploy.aws.context import Deployment, collect
 from infra.deploy.aws.permissions import ensure_permission
 from infra.deploy.aws.plan import CREATE, DELETE, UNCHANGED, UPDATE
 from infra.functions import FUNCTIONS, Function
+from shopcore.openapi.routes import META
 
 STAGE = "$default"  # served at the API's root URL, no stage prefix in paths
 PAYLOAD_FORMAT = "2.0"  # what apig-wsgi's v2 path (shopcore/platform/aws_lambda.py) reads
@@ -46,7 +47,8 @@ def route_keys(functions: list[Function]) -> dict[str, Function]:
         for _method, path in function.routes:
             keys[f"ANY {path}"] = function
             keys[f"ANY {path}/{{proxy+}}"] = function
-    keys["ANY /health"] = keys["ANY /openapi.json"] = functions[0]
+    for route in META:
+        keys[f"ANY {route.path}"] = functions[0]
     return keys
 
 
