@@ -63,6 +63,23 @@ class OutboxRow:
     subject: str | None  # the id of what the event is about: its orderId, else its productId
 
 
+class OutboxStore(Protocol):
+    """The outbox as one relay connection sees it; holds at most one claimed batch at a time."""
+
+    def claim(self, limit: int) -> list[OutboxRow]:
+        """Lock up to `limit` unpublished rows, the lowest ids first, passing over rows another
+        store holds; they stay held until `mark_published` or `release` (none: none held)."""
+
+    def mark_published(self, ids: list[int]) -> None:
+        """Mark the claimed rows `ids` published, durably, and let them go."""
+
+    def release(self) -> None:
+        """Let the claimed rows go unpublished: they are claimed again later. Never raises."""
+
+    def has_pending(self) -> bool:
+        """Whether any row is unpublished (held by another store or not)."""
+
+
 class Publisher(Protocol):
     def send(self, rows: list[OutboxRow]) -> int:
         """Start publishing `rows` (handed to the broker, not yet confirmed); returns a ticket
@@ -70,6 +87,33 @@ class Publisher(Protocol):
 
     def wait_confirmed(self, ticket: int) -> None:
         """Return once the broker confirmed everything sent up to `ticket`; raise otherwise."""
+
+
+class PostgresOutbox:
+    """The outbox table through one autocommit connection: a claim is a transaction of its own,
+    whose row locks (FOR UPDATE SKIP LOCKED) hold the batch until its commit or rollback."""
+
+    def __init__(self, conn: psycopg.Connection) -> None:
+        self.conn = conn
+
+    def claim(self, limit: int) -> list[OutboxRow]:
+        self.conn.execute("BEGIN")
+        rows = [OutboxRow(*r) for r in self.conn.execute(CLAIM, (limit,)).fetchall()]
+        if not rows:
+            self.conn.execute("ROLLBACK")
+        return rows
+
+    def mark_published(self, ids: list[int]) -> None:
+        self.conn.execute(MARK_PUBLISHED, (ids,))
+        self.conn.execute("COMMIT")
+
+    def release(self) -> None:
+        with contextlib.suppress(psycopg.Error):
+            self.conn.execute("ROLLBACK")
+
+    def has_pending(self) -> bool:
+        pending = self.conn.execute(HAS_PENDING).fetchone()
+        return bool(pending and pending[0])
 
 
 @dataclass
@@ -80,42 +124,30 @@ class DrainResult:
 
 @dataclass
 class _Batch:
-    conn: psycopg.Connection  # holds the batch's transaction, and so its row locks
+    store: OutboxStore  # holds the batch's rows until they are marked or released
     rows: list[OutboxRow]
     ticket: int
 
 
-def _claim(conn: psycopg.Connection, batch_size: int) -> list[OutboxRow]:
-    """Open a transaction on `conn` and lock the next unpublished rows (none: no transaction)."""
-    conn.execute("BEGIN")
-    rows = [OutboxRow(*r) for r in conn.execute(CLAIM, (batch_size,)).fetchall()]
-    if not rows:
-        conn.execute("ROLLBACK")
-    return rows
-
-
 def _complete(batch: _Batch, publisher: Publisher) -> int:
-    """Wait for the batch's confirms, then mark its rows published and commit.
+    """Wait for the batch's confirms, then mark its rows published.
 
-    A crash after the broker confirmed but before the commit republishes the batch on the next
-    run: delivery is at least once, and consumers dedupe by eventId.
+    A crash after the broker confirmed but before the rows are marked republishes the batch on
+    the next run: delivery is at least once, and consumers dedupe by eventId.
     """
     publisher.wait_confirmed(batch.ticket)
-    batch.conn.execute(MARK_PUBLISHED, ([r.id for r in batch.rows],))
-    batch.conn.execute("COMMIT")
+    batch.store.mark_published([r.id for r in batch.rows])
     return len(batch.rows)
 
 
 def _abandon(in_flight: deque[_Batch]) -> None:
-    """Roll back what was claimed but not committed: those rows go out again next time."""
+    """Release what was claimed but not marked: those rows go out again next time."""
     while in_flight:
-        conn = in_flight.popleft().conn
-        with contextlib.suppress(psycopg.Error):
-            conn.execute("ROLLBACK")
+        in_flight.popleft().store.release()
 
 
 def drain(
-    conns: tuple[psycopg.Connection, psycopg.Connection],
+    stores: tuple[OutboxStore, OutboxStore],
     publisher: Publisher,
     batch_size: int,
     budget_seconds: float,
@@ -126,11 +158,11 @@ def drain(
 ) -> DrainResult:
     """Publish until the outbox is empty or the time budget is spent.
 
-    Two batches are in flight at once, each in its own transaction on its own (autocommit)
-    connection: while the broker stores and confirms one, the next is claimed (SKIP LOCKED
-    passes over the rows the first holds) and published behind it on the same channel, so
-    the queue still receives events in outbox order. Waiting for each batch's confirms before
-    claiming the next left the relay idle for half its time (BENCHMARKS.md).
+    Two batches are in flight at once, each held by its own store (in Postgres, a transaction
+    on its own connection): while the broker stores and confirms one, the next is claimed
+    (SKIP LOCKED passes over the rows the first holds) and published behind it on the same
+    channel, so the queue still receives events in outbox order. Waiting for each batch's
+    confirms before claiming the next left the relay idle for half its time (BENCHMARKS.md).
 
     With `watch`, an empty outbox does not end the invocation: it keeps polling until the
     budget, so new rows go out within milliseconds between scheduled invocations. Polling, not
@@ -142,26 +174,28 @@ def drain(
     stop = stop or threading.Event()
     result = DrainResult()
     in_flight: deque[_Batch] = deque()
-    turn = 0  # which connection claims next: the one no batch in flight holds
+    turn = 0  # which store claims next: the one no batch in flight holds
 
     def complete_oldest() -> None:
-        result.published += _complete(in_flight.popleft(), publisher)
+        # still in flight while it completes: if that fails, it is released with the others
+        result.published += _complete(in_flight[0], publisher)
+        in_flight.popleft()
         result.batches += 1
 
     try:
         while time.monotonic() < deadline and not stop.is_set():
-            conn = conns[turn]
-            rows = _claim(conn, batch_size)
+            store = stores[turn]
+            rows = store.claim(batch_size)
             if rows:
-                in_flight.append(_Batch(conn, rows, publisher.send(rows)))
+                in_flight.append(_Batch(store, rows, publisher.send(rows)))
                 turn = 1 - turn
-            if in_flight and (len(in_flight) == len(conns) or not rows):
+            if in_flight and (len(in_flight) == len(stores) or not rows):
                 complete_oldest()
             if rows or in_flight:
                 continue
             if not watch:
                 break
-            _wait_for_rows(conns[0], stop, deadline, idle_sleep, max_idle_sleep)
+            _wait_for_rows(stores[0], stop, deadline, idle_sleep, max_idle_sleep)
         # out of time or asked to stop: what is in flight still completes
         while in_flight:
             complete_oldest()
@@ -172,7 +206,7 @@ def drain(
 
 
 def _wait_for_rows(
-    conn: psycopg.Connection,
+    store: OutboxStore,
     stop: threading.Event,
     deadline: float,
     idle_sleep: float,
@@ -181,7 +215,6 @@ def _wait_for_rows(
     sleep = idle_sleep
     while not stop.is_set() and time.monotonic() < deadline:
         stop.wait(min(sleep, max(0.0, deadline - time.monotonic())))
-        pending = conn.execute(HAS_PENDING).fetchone()
-        if pending and pending[0]:
+        if store.has_pending():
             return
         sleep = min(sleep * 2, max_idle_sleep)

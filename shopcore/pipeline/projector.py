@@ -18,7 +18,12 @@ from shopcore.pipeline import broker
 from shopcore.pipeline.messages import QueueMessage
 from shopcore.platform import db, logs, runtime
 from shopcore.platform.outages import UNAVAILABLE
-from shopcore.read.projections import apply_events
+from shopcore.read.projections import (
+    Delivered,
+    PostgresReadModelStore,
+    ReadModelStore,
+    apply_events,
+)
 
 log = logging.getLogger("shopcore.pipeline.projector")
 
@@ -41,6 +46,11 @@ def park(message: QueueMessage, reason: str) -> None:
         raise
 
 
+def read_models() -> ReadModelStore:
+    """The read database, as the projector's role."""
+    return PostgresReadModelStore(db.projector_pool())
+
+
 @dataclass
 class BatchOutcome:
     received: int = 0
@@ -50,7 +60,13 @@ class BatchOutcome:
     event_ids: list[str] = field(default_factory=list)
 
 
-def project_batch(messages: list[QueueMessage], dead_letter: DeadLetter = park) -> BatchOutcome:
+def project_batch(
+    messages: list[QueueMessage],
+    dead_letter: DeadLetter = park,
+    store: ReadModelStore | None = None,
+) -> BatchOutcome:
+    """Apply `messages` to the read models (by default the projector's database), parking
+    those that cannot be applied with `dead_letter`."""
     outcome = BatchOutcome(received=len(messages))
     parsed: list[tuple[QueueMessage, events.Event, int | None]] = []
     rejected: list[tuple[QueueMessage, str]] = []
@@ -61,9 +77,10 @@ def project_batch(messages: list[QueueMessage], dead_letter: DeadLetter = park) 
             rejected.append((message, str(exc)))
 
     if parsed:
+        store = read_models() if store is None else store
         refused = 0
         try:
-            outcome.applied = _apply([(event, oid) for _, event, oid in parsed])
+            outcome.applied = _apply(store, [(event, oid) for _, event, oid in parsed])
         except UNAVAILABLE:
             raise
         except psycopg.Error as exc:
@@ -73,7 +90,7 @@ def project_batch(messages: list[QueueMessage], dead_letter: DeadLetter = park) 
             outcome.applied = refused = 0
             for message, event, oid in parsed:
                 try:
-                    outcome.applied += _apply([(event, oid)])
+                    outcome.applied += _apply(store, [(event, oid)])
                 except UNAVAILABLE:
                     raise
                 except psycopg.Error as single:
@@ -90,8 +107,8 @@ def project_batch(messages: list[QueueMessage], dead_letter: DeadLetter = park) 
     return outcome
 
 
-def _apply(batch: list[tuple[events.Event, int | None]]) -> int:
-    return db.run_in_transaction(db.projector_pool(), lambda uow: apply_events(uow.conn, batch))
+def _apply(store: ReadModelStore, batch: list[Delivered]) -> int:
+    return store.transaction(lambda models: apply_events(models, batch))
 
 
 def handle_batch(batch: list[QueueMessage]) -> BatchOutcome:

@@ -13,7 +13,7 @@ import psycopg
 from psycopg import pq
 
 from shopcore.pipeline import broker
-from shopcore.pipeline.outbox import DrainResult, drain
+from shopcore.pipeline.outbox import DrainResult, PostgresOutbox, drain
 from shopcore.pipeline.publisher import PublishFailed, WindowedPublisher
 from shopcore.platform import logs, runtime
 from shopcore.platform.config import settings
@@ -66,8 +66,9 @@ def run(budget_seconds: float | None = None, watch: bool = False) -> DrainResult
     cfg = settings()
     publishers = runtime.current().get(PUBLISHERS)
     try:
+        first, second = runtime.current().get(DATABASES).get()
         return drain(
-            runtime.current().get(DATABASES).get(),
+            (PostgresOutbox(first), PostgresOutbox(second)),
             publishers.get(),
             batch_size=cfg.relay_batch_size,
             budget_seconds=cfg.relay_budget_seconds if budget_seconds is None else budget_seconds,

@@ -1,22 +1,29 @@
 """How events change the read models.
 
-`summarize` is the arithmetic (pure, unit-tested); `apply_events` writes it in one read-database
-transaction. Every change is commutative (sums, GREATEST, insert-if-absent), so any order of
-delivery and any number of concurrent projectors give the same totals; `processed_events`
-makes a redelivered event a no-op.
+`summarize` is the arithmetic (pure, unit-tested); `apply_events` writes it through a
+`ReadModels` (Postgres: `PostgresReadModels`, in the projector's transaction). Every change is
+commutative (sums, GREATEST, insert-if-absent), so any order of delivery and any number of
+concurrent projectors give the same totals; `processed_events` makes a redelivered event a
+no-op.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
+from typing import Protocol, TypeVar
 from uuid import UUID
 
 import psycopg
+from psycopg_pool import ConnectionPool
 
 from shopcore.events import Event, OrderCreated, ProductCreated
+from shopcore.platform import db
+
+T = TypeVar("T")
 
 ZERO = Decimal("0")
 
@@ -87,6 +94,44 @@ def _add_order(changes: Changes, order: OrderCreated) -> None:
 
 # --- writing ---------------------------------------------------------------------------------
 
+# An event with the outbox id the relay sent it with (None when it came without one).
+Delivered = tuple[Event, int | None]
+
+
+class ReadModels(Protocol):
+    """The read models inside one transaction of the projector."""
+
+    def record_processed(self, batch: list[Delivered]) -> set[UUID]:
+        """Record each event (distinct ids) as processed, with its outbox id and the time;
+        return the ids that were not recorded before."""
+
+    def add(self, changes: Changes) -> None:
+        """Add `changes` to the read models. Raises psycopg.DataError for a value a read
+        model cannot hold (a price above numeric(14,2), a count above bigint)."""
+
+
+class ReadModelStore(Protocol):
+    def transaction(self, work: Callable[[ReadModels], T]) -> T:
+        """Run `work` in one transaction: all of its changes, or on an exception none."""
+
+
+def apply_events(models: ReadModels, batch: list[Delivered]) -> int:
+    """Apply (event, outbox id) pairs not applied before, in the caller's transaction.
+
+    Returns how many were new. Duplicates, in the batch or from earlier batches, change nothing.
+    """
+    unique: dict[UUID, Delivered] = {}
+    for event, outbox_id in batch:
+        unique.setdefault(event.event_id, (event, outbox_id))
+    if not unique:
+        return 0
+    new_ids = models.record_processed(list(unique.values()))
+    fresh = [event for event, _ in unique.values() if event.event_id in new_ids]
+    if fresh:
+        models.add(summarize(fresh))
+    return len(fresh)
+
+
 # Arrays go in binary (%b) except numeric ones (%s): psycopg's text dumping of a 500-element
 # array cost 2.2 us per uuid and 5-6 us per timestamptz, against ~0.6 us in binary; numeric is
 # the one type cheaper as text (1.3 against 2 us). Measured in BENCHMARKS.md.
@@ -137,84 +182,88 @@ ON CONFLICT (hour_timestamp) DO UPDATE SET
 """
 
 
-def apply_events(conn: psycopg.Connection, batch: list[tuple[Event, int | None]]) -> int:
-    """Apply (event, outbox id) pairs not applied before, in the caller's transaction.
+class PostgresReadModels:
+    """The read database's tables, in the transaction open on `conn`."""
 
-    Returns how many were new. Duplicates, in the batch or from earlier batches, change nothing.
-    """
-    unique: dict[UUID, tuple[Event, int | None]] = {}
-    for event, outbox_id in batch:
-        unique.setdefault(event.event_id, (event, outbox_id))
-    if not unique:
-        return 0
-    rows = list(unique.values())
-    new_ids = {
-        row[0]
-        for row in conn.execute(
+    def __init__(self, conn: psycopg.Connection) -> None:
+        self.conn = conn
+
+    def record_processed(self, batch: list[Delivered]) -> set[UUID]:
+        rows = self.conn.execute(
             CLAIM_EVENTS,
             (
-                [e.event_id for e, _ in rows],
-                [type(e).__name__ for e, _ in rows],
-                [oid for _, oid in rows],
-                [e.occurred_at for e, _ in rows],
+                [e.event_id for e, _ in batch],
+                [type(e).__name__ for e, _ in batch],
+                [oid for _, oid in batch],
+                [e.occurred_at for e, _ in batch],
             ),
         ).fetchall()
-    }
-    fresh = [e for e, _ in rows if e.event_id in new_ids]
-    if fresh:
-        _write_changes(conn, summarize(fresh))
-    return len(fresh)
+        return {row[0] for row in rows}
+
+    def add(self, changes: Changes) -> None:
+        conn, c = self.conn, changes
+        with conn.pipeline():
+            if c.catalog:
+                ps = list(c.catalog.values())
+                conn.execute(
+                    UPSERT_CATALOG,
+                    (
+                        [p.product_id for p in ps],
+                        [p.name for p in ps],
+                        [p.category for p in ps],
+                        [p.price for p in ps],
+                        [p.occurred_at for p in ps],
+                    ),
+                )
+            if c.products:
+                keys = list(c.products)
+                conn.execute(
+                    UPSERT_PRODUCT_SALES,
+                    (
+                        keys,
+                        [c.products[k].quantity for k in keys],
+                        [c.products[k].revenue for k in keys],
+                        [c.products[k].orders for k in keys],
+                    ),
+                )
+            if c.categories:
+                names = list(c.categories)
+                conn.execute(
+                    UPSERT_CATEGORY_METRICS,
+                    (
+                        names,
+                        [c.categories[k].revenue for k in names],
+                        [c.categories[k].orders for k in names],
+                    ),
+                )
+            if c.customers:
+                keys = list(c.customers)
+                conn.execute(
+                    UPSERT_CUSTOMER_LTV,
+                    (
+                        keys,
+                        [c.customers[k].spent for k in keys],
+                        [c.customers[k].orders for k in keys],
+                        [c.customers[k].last_order for k in keys],
+                    ),
+                )
+            if c.hours:
+                hours = list(c.hours)
+                conn.execute(
+                    UPSERT_HOURLY_SALES,
+                    (
+                        hours,
+                        [c.hours[h].orders for h in hours],
+                        [c.hours[h].revenue for h in hours],
+                    ),
+                )
 
 
-def _write_changes(conn: psycopg.Connection, c: Changes) -> None:
-    with conn.pipeline():
-        if c.catalog:
-            ps = list(c.catalog.values())
-            conn.execute(
-                UPSERT_CATALOG,
-                (
-                    [p.product_id for p in ps],
-                    [p.name for p in ps],
-                    [p.category for p in ps],
-                    [p.price for p in ps],
-                    [p.occurred_at for p in ps],
-                ),
-            )
-        if c.products:
-            keys = list(c.products)
-            conn.execute(
-                UPSERT_PRODUCT_SALES,
-                (
-                    keys,
-                    [c.products[k].quantity for k in keys],
-                    [c.products[k].revenue for k in keys],
-                    [c.products[k].orders for k in keys],
-                ),
-            )
-        if c.categories:
-            names = list(c.categories)
-            conn.execute(
-                UPSERT_CATEGORY_METRICS,
-                (
-                    names,
-                    [c.categories[k].revenue for k in names],
-                    [c.categories[k].orders for k in names],
-                ),
-            )
-        if c.customers:
-            keys = list(c.customers)
-            conn.execute(
-                UPSERT_CUSTOMER_LTV,
-                (
-                    keys,
-                    [c.customers[k].spent for k in keys],
-                    [c.customers[k].orders for k in keys],
-                    [c.customers[k].last_order for k in keys],
-                ),
-            )
-        if c.hours:
-            hours = list(c.hours)
-            conn.execute(
-                UPSERT_HOURLY_SALES,
-                (hours, [c.hours[h].orders for h in hours], [c.hours[h].revenue for h in hours]),
-            )
+class PostgresReadModelStore:
+    """The read database through `pool` (the projector's)."""
+
+    def __init__(self, pool: ConnectionPool) -> None:
+        self.pool = pool
+
+    def transaction(self, work: Callable[[ReadModels], T]) -> T:
+        return db.run_in_transaction(self.pool, lambda uow: work(PostgresReadModels(uow.conn)))

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, Protocol
+
+from psycopg_pool import ConnectionPool
 
 from shopcore import errors
 from shopcore.platform import db, runtime
@@ -90,6 +93,88 @@ def hourly_sales(start: datetime, end: datetime) -> dict[str, Any]:
 # How far below the newest projected outbox id to look for events projected out of order.
 HOLE_WINDOW = 10_000
 
+
+@dataclass(frozen=True)
+class ProjectedWindow:
+    """The read side's progress: the newest projected outbox id and the window below it."""
+
+    last_processed: datetime | None  # when an event was last projected (None: never)
+    newest: int  # the highest outbox id projected (0: none)
+    low: int  # the window is the ids in (low, newest]
+    projected: int  # how many ids of the window are projected
+
+
+class ProjectedEvents(Protocol):
+    """The read side's `processed_events`, as sync-status reads it."""
+
+    def window(self, hole_window: int, known: int) -> ProjectedWindow:
+        """The newest projected outbox id, and the window below it that may hold holes: down
+        to `known` (every id up to it is known projected), but at most `hole_window` ids,
+        and from 0 again when `known` is above the newest (the read side was emptied)."""
+
+    def projected_ids(self, low: int, high: int) -> set[int]:
+        """The outbox ids in (low, high] that are projected."""
+
+
+class WrittenEvents(Protocol):
+    """The write side's outbox, read only, as sync-status reads it."""
+
+    def written_after(self, outbox_id: int) -> tuple[int, datetime | None]:
+        """How many rows have an id above `outbox_id`, and the oldest one's time (or None)."""
+
+    def count_between(self, low: int, high: int) -> int:
+        """How many rows have an id in (low, high]."""
+
+    def written_between(self, low: int, high: int) -> list[tuple[int, datetime]]:
+        """The rows with an id in (low, high]: (id, time)."""
+
+
+@dataclass(frozen=True)
+class SyncStatus:
+    last_processed: datetime | None
+    lag_seconds: float
+    pending: int
+    # every outbox id up to this one is projected: the next `known`
+    projected_through: int
+
+
+def measure_sync(
+    projected: ProjectedEvents,
+    written: WrittenEvents,
+    known: int = 0,
+    now: datetime | None = None,
+    hole_window: int = HOLE_WINDOW,
+) -> SyncStatus:
+    """How far the read models trail the write side.
+
+    Unprojected events are the outbox rows past the newest projected one, plus any holes below
+    it (events projected out of order) within `hole_window` ids; `known` is an outbox id up to
+    which every id is known to be projected (from an earlier answer), so only the ids above it
+    are counted. The lag is the age of the oldest unprojected event, 0 when there is none.
+    """
+    side = projected.window(hole_window, known)
+    if known > side.newest:  # the read database was emptied and is being rebuilt
+        known = 0
+    # every id in (low, newest] projected: no holes, whatever the outbox holds there
+    no_holes = side.projected == side.newest - side.low
+
+    pending, oldest = written.written_after(side.newest)
+    if not no_holes and written.count_between(side.low, side.newest) > side.projected:
+        done = projected.projected_ids(side.low, side.newest)
+        holes = [
+            created
+            for oid, created in written.written_between(side.low, side.newest)
+            if oid not in done
+        ]
+        pending += len(holes)
+        oldest = min([*holes, *([oldest] if oldest else [])], default=None)
+
+    lag = 0.0
+    if pending and oldest is not None:
+        lag = max(0.0, ((now or datetime.now(UTC)) - oldest).total_seconds())
+    return SyncStatus(side.last_processed, lag, pending, side.newest if no_holes else known)
+
+
 # The read side in one round trip: the newest projected event, the window below it (from
 # `known`, or HOLE_WINDOW ids down) and how many of its ids are projected.
 READ_SIDE = """
@@ -112,6 +197,40 @@ WRITTEN_AFTER = "SELECT count(*), min(created_at) FROM outbox WHERE id > %s"
 WRITTEN_IN_WINDOW = "SELECT count(*) FROM outbox WHERE id > %s AND id <= %s"
 WRITTEN_IDS_IN_WINDOW = "SELECT id, created_at FROM outbox WHERE id > %s AND id <= %s"
 
+
+class PostgresProjectedEvents:
+    def __init__(self, pool: ConnectionPool) -> None:
+        self.pool = pool
+
+    def window(self, hole_window: int, known: int) -> ProjectedWindow:
+        with self.pool.connection() as conn:
+            row = conn.execute(READ_SIDE, {"hole_window": hole_window, "known": known})
+            return ProjectedWindow(*db.one(row.fetchone()))
+
+    def projected_ids(self, low: int, high: int) -> set[int]:
+        with self.pool.connection() as conn:
+            return {r[0] for r in conn.execute(PROJECTED_IDS_IN_WINDOW, (low, high))}
+
+
+class PostgresWrittenEvents:
+    def __init__(self, pool: ConnectionPool) -> None:
+        self.pool = pool
+
+    def written_after(self, outbox_id: int) -> tuple[int, datetime | None]:
+        with self.pool.connection() as conn:
+            count, oldest = db.one(conn.execute(WRITTEN_AFTER, (outbox_id,)).fetchone())
+            return count, oldest
+
+    def count_between(self, low: int, high: int) -> int:
+        with self.pool.connection() as conn:
+            count: int = db.one(conn.execute(WRITTEN_IN_WINDOW, (low, high)).fetchone())[0]
+            return count
+
+    def written_between(self, low: int, high: int) -> list[tuple[int, datetime]]:
+        with self.pool.connection() as conn:
+            return [(oid, at) for oid, at in conn.execute(WRITTEN_IDS_IN_WINDOW, (low, high))]
+
+
 # Per read database: an outbox id up to which every id is known to be projected. Counting the
 # window on every request was most of the Postgres time of a mixed analytics load
 # (BENCHMARKS.md); once each id of a range is in processed_events the range can never hold a
@@ -120,43 +239,17 @@ PROJECTED_THROUGH = runtime.Part("sync-status: outbox ids known projected", dict
 
 
 def sync_status() -> dict[str, Any]:
-    """How far the read models trail the write side.
-
-    Unprojected events are the outbox rows past the newest projected one, plus any holes below
-    it (events projected out of order) within HOLE_WINDOW ids. `lagSeconds` is the age of the
-    oldest of them, 0 when there are none.
-    """
+    """sync-status: how far the analytics' read database trails the write side's outbox."""
     database = settings().analytics_database_url
-    projected_through = runtime.current().get(PROJECTED_THROUGH)
-    known = projected_through.get(database, 0)
-    with db.analytics_pool().connection() as read:
-        last_processed, newest, low, projected_in_window = db.one(
-            read.execute(READ_SIDE, {"hole_window": HOLE_WINDOW, "known": known}).fetchone()
-        )
-    if known > newest:  # the read database was emptied and is being rebuilt
-        known = 0
-    # every id in (low, newest] projected: no holes, whatever the outbox holds there
-    no_holes = projected_in_window == newest - low
-    projected_through[database] = newest if no_holes else known
-
-    with db.analytics_outbox_pool().connection() as write:
-        pending, oldest = db.one(write.execute(WRITTEN_AFTER, (newest,)).fetchone())
-        written_in_window = (
-            0 if no_holes else db.one(write.execute(WRITTEN_IN_WINDOW, (low, newest)).fetchone())[0]
-        )
-        if written_in_window > projected_in_window:
-            written = write.execute(WRITTEN_IDS_IN_WINDOW, (low, newest)).fetchall()
-            with db.analytics_pool().connection() as read:
-                done = {r[0] for r in read.execute(PROJECTED_IDS_IN_WINDOW, (low, newest))}
-            holes = [created for oid, created in written if oid not in done]
-            pending += len(holes)
-            oldest = min([*holes, *([oldest] if oldest else [])], default=None)
-
-    lag = 0.0
-    if pending and oldest is not None:
-        lag = max(0.0, (datetime.now(UTC) - oldest).total_seconds())
+    known = runtime.current().get(PROJECTED_THROUGH)
+    status = measure_sync(
+        PostgresProjectedEvents(db.analytics_pool()),
+        PostgresWrittenEvents(db.analytics_outbox_pool()),
+        known.get(database, 0),
+    )
+    known[database] = status.projected_through
     return {
-        "lastProcessedEventTimestamp": last_processed,
-        "lagSeconds": round(lag, 3),
-        "pendingEvents": pending,
+        "lastProcessedEventTimestamp": status.last_processed,
+        "lagSeconds": round(status.lag_seconds, 3),
+        "pendingEvents": status.pending,
     }

@@ -101,7 +101,8 @@ def _drain_with(publisher_class: type[WindowedPublisher], batch_size: int) -> No
             psycopg.connect(url, autocommit=True) as first,
             psycopg.connect(url, autocommit=True) as second,
         ):
-            outbox.drain((first, second), publisher_class(connection), batch_size, 10)
+            stores = (outbox.PostgresOutbox(first), outbox.PostgresOutbox(second))
+            outbox.drain(stores, publisher_class(connection), batch_size, 10)
     finally:
         connection.close()
 

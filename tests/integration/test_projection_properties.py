@@ -29,7 +29,7 @@ from shopcore import events
 from shopcore.events import Event
 from shopcore.platform import jsonio
 from shopcore.platform.config import settings as shop_settings
-from shopcore.read.projections import apply_events
+from shopcore.read.projections import PostgresReadModels, apply_events
 
 # The `services` fixture (autouse) only points this process at the run's stack: sharing it
 # between examples is intended.
@@ -208,7 +208,7 @@ def read_models(conn: psycopg.Connection, keys: Keys) -> dict[str, list[tuple[An
 def applied_once(delivery: Delivery, keys: Keys) -> dict[str, list[tuple[Any, ...]]]:
     """The rows after applying `delivery` once, in one batch; rolled back afterwards."""
     with connect() as conn:
-        assert apply_events(conn, delivery) == len(delivery)
+        assert apply_events(PostgresReadModels(conn), delivery) == len(delivery)
         rows = read_models(conn, keys)
         conn.rollback()
     assert len(rows["processed_events"]) == len(delivery)
@@ -223,7 +223,7 @@ def committed_rows(keys: Keys) -> dict[str, list[tuple[Any, ...]]]:
 def apply_in_batches(conn: psycopg.Connection, batches: list[Delivery]) -> int:
     new = 0
     for batch in batches:
-        new += apply_events(conn, batch)
+        new += apply_events(PostgresReadModels(conn), batch)
         conn.commit()
     return new
 

@@ -3,7 +3,6 @@ the ack). Either way the batch comes back and is counted exactly once."""
 
 from __future__ import annotations
 
-import psycopg
 import pytest
 
 from shopcore import events
@@ -62,16 +61,16 @@ def test_crash_after_commit_before_ack_is_redelivered_and_absorbed(queued_produc
 
 
 def test_crash_before_commit_leaves_nothing_and_the_redelivery_applies(queued_product, monkeypatch):
-    real_write = projections._write_changes
+    real_add = projections.PostgresReadModels.add
 
-    def die_before_commit(conn: psycopg.Connection, changes) -> None:
-        real_write(conn, changes)
-        conn.pgconn.finish()  # the process is gone: its session ends, uncommitted
+    def die_before_commit(models: projections.PostgresReadModels, changes) -> None:
+        real_add(models, changes)
+        models.conn.pgconn.finish()  # the process is gone: its session ends, uncommitted
         raise KeyboardInterrupt("killed before COMMIT")
 
     connection = broker.connect()
     method, props, body = take_unacked(connection)
-    monkeypatch.setattr(projections, "_write_changes", die_before_commit)
+    monkeypatch.setattr(projections.PostgresReadModels, "add", die_before_commit)
     with pytest.raises(KeyboardInterrupt):
         projector_invoker()(as_batch(events.PRODUCT_EVENTS, [(props, body)]))
     monkeypatch.undo()
