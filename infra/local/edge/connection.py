@@ -10,6 +10,7 @@ that a pipelining client cannot queue work).
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections import deque
 from collections.abc import Callable
@@ -31,6 +32,11 @@ log = logging.getLogger("infra.local.edge")
 HTTP_VERSIONS = ("1.0", "1.1")
 # How long a refused client may go on sending before its connection is closed.
 LINGER_SECONDS = 2.0
+# How often deadlines are checked: a 408 comes at most this late.
+DEADLINE_TICK_SECONDS = 0.25
+# Complete requests a pipelining client may queue before the edge stops reading from it.
+MAX_QUEUED_REQUESTS = 8
+NEVER = float("inf")
 # Hop-by-hop headers are the edge's to write, never the app's.
 _HOP_BY_HOP = frozenset({"connection", "keep-alive", "transfer-encoding", "content-length"})
 
@@ -46,14 +52,28 @@ class Admit(Protocol):
 
 @dataclass
 class Edge:
-    """What every connection of one worker process shares."""
+    """What every connection of one worker process shares. Without an executor the event
+    loop's own thread runs the app (a port of one serving thread per process): a request
+    then costs no hand-off between threads, and it still runs only once it has fully
+    arrived, so slow clients hold nothing; while it runs, the loop reads nothing else."""
 
     app: wsgi.WSGIApp
     admit: Admit | None
     limits: Limits
-    executor: Executor
+    executor: Executor | None
     address: tuple[str, int]
     connections: set[Connection] = field(default_factory=set)
+
+    async def expire_deadlines(self) -> None:
+        """One clock for every connection's deadline, instead of a timer per phase of every
+        request (three per request cost a measurable share of the loop): each connection
+        only notes when its current phase ends, and this sweep acts on the ones past it."""
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(DEADLINE_TICK_SECONDS)
+            now = loop.time()
+            for connection in [c for c in self.connections if c.deadline <= now]:
+                connection.expire()
 
 
 class _Refused(Exception):
@@ -98,7 +118,10 @@ class Connection(asyncio.Protocol):
         self.busy = False
         self.head_bytes = 0
         self.expects_body = False
-        self.timer: asyncio.TimerHandle | None = None
+        # when the current phase ends (loop time), and what happens then
+        self.deadline = NEVER
+        self.on_deadline: Callable[[], None] = _nothing
+        self.reading = True
         self.closing = False
         self.discarding = False  # a refusal was sent: what still arrives is dropped
 
@@ -234,37 +257,45 @@ class Connection(asyncio.Protocol):
         return None
 
     def _next(self) -> None:
-        """Hand the oldest complete request to a serving thread, unless one is running."""
-        if self.busy or not self.ready or self.transport is None:
-            return
-        request = self.ready.popleft()
-        self.busy = True
-        self.transport.pause_reading()
-        env = wsgi.environ(request, self.edge.address, self.client)
-        future = self.edge.executor.submit(wsgi.call, self.edge.app, env)
-        future.add_done_callback(
-            lambda done: self.loop.call_soon_threadsafe(self._answered, request, done)
-        )
+        """Run the oldest complete request, unless one is running: on a serving thread, or
+        on this thread when the port has no executor."""
+        while not self.busy and self.ready and self.transport is not None:
+            request = self.ready.popleft()
+            env = wsgi.environ(request, self.edge.address, self.client)
+            if self.edge.executor is None:
+                self._answered(request, _run(self.edge.app, env, request))
+                continue
+            self.busy = True
+            future = self.edge.executor.submit(wsgi.call, self.edge.app, env)
+            future.add_done_callback(functools.partial(self._done, request))
+        if len(self.ready) >= MAX_QUEUED_REQUESTS and self.reading and self.transport:
+            self.reading = False
+            self.transport.pause_reading()
 
-    def _answered(self, request: wsgi.Request, future: Future[wsgi.Answer]) -> None:
+    def _done(self, request: wsgi.Request, future: Future[wsgi.Answer]) -> None:
+        """In the serving thread: wake the loop to write the answer."""
+        self.loop.call_soon_threadsafe(self._finished, request, future)
+
+    def _finished(self, request: wsgi.Request, future: Future[wsgi.Answer]) -> None:
         self.busy = False
-        if self.transport is None:
-            return  # the client left meanwhile
         try:
             answer = future.result()
         except Exception:
-            log.exception("unhandled error serving %s %r", request.method, request.url[:200])
-            answer = error_answer(errors.ShopError("internal error"), closing=True)
-            request.keep_alive = False
+            answer = _failed(request)
+        self._answered(request, answer)
+        self._next()
+
+    def _answered(self, request: wsgi.Request, answer: wsgi.Answer) -> None:
+        if self.transport is None:
+            return  # the client left meanwhile
         self._write(answer, request)
         if not request.keep_alive or (self.closing and not self.ready):
             self._close()
             return
-        if self.ready:
-            self._next()
-            return
-        self.transport.resume_reading()
-        if self.request is None:
+        if not self.reading and len(self.ready) < MAX_QUEUED_REQUESTS:
+            self.reading = True
+            self.transport.resume_reading()
+        if self.request is None and not self.ready:
             self._arm(self.limits.keep_alive_seconds, self._close)
 
     def _write(self, answer: wsgi.Answer, request: wsgi.Request) -> None:
@@ -302,6 +333,7 @@ class Connection(asyncio.Protocol):
             # answers go out in order: the earlier requests' first, so just stop here
             for pending in self.ready:
                 pending.keep_alive = False
+            self.reading = False
             self.transport.pause_reading()
             return
         request.keep_alive = False
@@ -333,13 +365,16 @@ class Connection(asyncio.Protocol):
     # --- timers ------------------------------------------------------------------------
 
     def _arm(self, seconds: float, callback: Callable[..., Any], *args: Any) -> None:
-        self._disarm()
-        self.timer = self.loop.call_later(seconds, callback, *args)
+        self.deadline = self.loop.time() + seconds
+        self.on_deadline = functools.partial(callback, *args) if args else callback
 
     def _disarm(self) -> None:
-        if self.timer is not None:
-            self.timer.cancel()
-            self.timer = None
+        self.deadline = NEVER
+
+    def expire(self) -> None:
+        """The current phase's deadline has passed (Edge.expire_deadlines)."""
+        self.deadline = NEVER
+        self.on_deadline()
 
     def shutdown(self) -> None:
         """Stop serving (the process is stopping): close at once unless a request runs,
@@ -348,6 +383,23 @@ class Connection(asyncio.Protocol):
         self.closing = True
         if not self.busy:
             self._close()
+
+
+def _run(app: wsgi.WSGIApp, env: dict[str, Any], request: wsgi.Request) -> wsgi.Answer:
+    try:
+        return wsgi.call(app, env)
+    except Exception:
+        return _failed(request)
+
+
+def _failed(request: wsgi.Request) -> wsgi.Answer:
+    request.keep_alive = False
+    log.exception("unhandled error serving %s %r", request.method, request.url[:200])
+    return error_answer(errors.ShopError("internal error"), closing=True)
+
+
+def _nothing() -> None:
+    pass
 
 
 def _headers_too_large(limits: Limits) -> errors.ShopError:

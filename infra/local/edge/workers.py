@@ -129,10 +129,16 @@ async def _serve_worker(listener: socket.socket, app: object, threads: int, limi
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="serving")
+    # one serving thread: the loop's own (no hand-off per request; edge.Edge says why)
+    executor = (
+        ThreadPoolExecutor(max_workers=threads, thread_name_prefix="serving")
+        if threads > 1
+        else None
+    )
     host, port = listener.getsockname()[:2]
     edge = Edge(app, getattr(app, "admit", None), limits, executor, (host, port))  # type: ignore[arg-type]
     server = await loop.create_server(lambda: Connection(edge), sock=listener, backlog=BACKLOG)
+    clock = asyncio.create_task(edge.expire_deadlines())
     await stop.wait()
     server.close()
     for connection in list(edge.connections):
@@ -140,4 +146,6 @@ async def _serve_worker(listener: socket.socket, app: object, threads: int, limi
     deadline = time.monotonic() + GRACEFUL_SECONDS
     while edge.connections and time.monotonic() < deadline:
         await asyncio.sleep(0.05)
-    executor.shutdown(wait=False, cancel_futures=True)
+    clock.cancel()
+    if executor is not None:
+        executor.shutdown(wait=False, cancel_futures=True)
