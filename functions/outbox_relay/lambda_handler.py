@@ -3,9 +3,9 @@ it until Lambda's remaining time minus a safety margin. Returns the counts."""
 
 from typing import Any
 
-from shopcore.platform import aws_lambda
+from shopcore.pipeline import lambda_entry
 
-_drain = aws_lambda.schedule_handler()
+_drain = lambda_entry.schedule_handler()
 
 
 def handler(event: dict[str, Any], context: Any) -> dict[str, int]:

@@ -4,9 +4,9 @@ source mapping redelivers the whole batch."""
 
 from typing import Any
 
-from shopcore.platform import aws_lambda
+from shopcore.pipeline import lambda_entry
 
-_project = aws_lambda.queue_handler()
+_project = lambda_entry.queue_handler()
 
 
 def handler(event: dict[str, Any], context: Any) -> dict[str, int]:

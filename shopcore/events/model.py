@@ -7,6 +7,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 
+# Ids (products, orders, customers) are Postgres bigints, on both sides.
+MAX_ID = 2**63 - 1
+
 
 @dataclass(frozen=True)
 class ProductCreated:

@@ -21,6 +21,7 @@ import pika.exceptions
 from pika.adapters.blocking_connection import BlockingChannel
 
 from shopcore import events
+from shopcore.platform import outages
 from shopcore.platform.config import settings
 
 log = logging.getLogger("shopcore.pipeline.broker")
@@ -35,14 +36,7 @@ QUEUES = (events.PRODUCT_EVENTS, events.ORDER_EVENTS)
 DELIVERY_LIMIT = 5
 REASON_HEADER = "x-dead-letter-reason"
 
-# Errors that mean "the broker is unreachable or dropped us": retry later, on a new connection.
-CONNECTION_ERRORS = (
-    pika.exceptions.AMQPConnectionError,
-    pika.exceptions.AMQPChannelError,
-    pika.exceptions.StreamLostError,
-    ConnectionError,
-    OSError,
-)
+CONNECTION_ERRORS = outages.BROKER_CONNECTION_ERRORS
 
 
 def connect(url: str | None = None) -> pika.BlockingConnection:

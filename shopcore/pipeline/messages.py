@@ -13,7 +13,9 @@ from typing import Any
 
 import pika
 
-_MAX_BIGINT = 2**63 - 1
+from shopcore.events.model import MAX_ID
+
+_MAX_BIGINT = MAX_ID
 
 
 @dataclass(frozen=True)

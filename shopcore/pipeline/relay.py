@@ -18,6 +18,9 @@ from shopcore.pipeline.publisher import PublishFailed, WindowedPublisher
 from shopcore.platform import logs, runtime
 from shopcore.platform.config import settings
 
+# Failures after which the next invocation starts on a fresh broker connection.
+_START_OVER: tuple[type[BaseException], ...] = (*broker.CONNECTION_ERRORS, PublishFailed)
+
 
 class RelayConnections:
     """Each thread's two database connections (the drain keeps two batches in flight): a host
@@ -75,7 +78,7 @@ def run(budget_seconds: float | None = None, watch: bool = False) -> DrainResult
             watch=watch,
             stop=stop_requested,
         )
-    except (*broker.CONNECTION_ERRORS, PublishFailed):
+    except _START_OVER:
         publishers.close()  # next invocation starts on a fresh connection
         raise
 

@@ -9,11 +9,21 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import pika.exceptions
 import psycopg
 
-from shopcore.pipeline.broker import CONNECTION_ERRORS
-
-UNAVAILABLE: tuple[type[BaseException], ...] = (psycopg.OperationalError, *CONNECTION_ERRORS)
+# Errors that mean "the broker is unreachable or dropped us": retry later, on a new connection.
+BROKER_CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
+    pika.exceptions.AMQPConnectionError,
+    pika.exceptions.AMQPChannelError,
+    pika.exceptions.StreamLostError,
+    ConnectionError,
+    OSError,
+)
+UNAVAILABLE: tuple[type[BaseException], ...] = (
+    psycopg.OperationalError,
+    *BROKER_CONNECTION_ERRORS,
+)
 
 
 def answer_503(errorhandler: Callable[[type[BaseException]], Callable[[Any], Any]]) -> None:

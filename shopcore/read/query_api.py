@@ -16,10 +16,10 @@ from werkzeug.exceptions import MethodNotAllowed, NotFound
 from werkzeug.routing import Map, Rule
 
 from shopcore import errors
+from shopcore.events.model import MAX_ID as MAX_BIGINT
 from shopcore.openapi import routes
 from shopcore.platform import jsonio
 from shopcore.read import queries
-from shopcore.write.schemas import MAX_BIGINT
 
 # Path parameters that may hold a slash (a category name may): matched up to the path's fixed
 # tail instead of up to the next slash.

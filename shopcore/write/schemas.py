@@ -12,10 +12,11 @@ from typing import Any
 from marshmallow import Schema, ValidationError, fields, validates
 
 from shopcore import errors
+from shopcore.events.model import MAX_ID
 from shopcore.platform import jsonio
 from shopcore.platform.config import settings
 
-MAX_BIGINT = 2**63 - 1
+MAX_BIGINT = MAX_ID
 MAX_INT = 2**31 - 1
 MAX_PRICE = Decimal("1000000000")  # 1e9 per unit keeps every total inside numeric(24,2)
 MAX_QUANTITY = 1_000_000

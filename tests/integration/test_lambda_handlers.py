@@ -20,8 +20,8 @@ from werkzeug.test import Client
 from infra.functions import FUNCTIONS, by_name
 from infra.triggers.invoke import load
 from shopcore import events
-from shopcore.pipeline import broker, outbox
-from shopcore.platform import aws_lambda, jsonio, runtime
+from shopcore.pipeline import broker, lambda_entry, outbox
+from shopcore.platform import jsonio, runtime
 from shopcore.platform.config import SETTINGS, settings
 from tests.integration.test_projector import ids, order_event, product_event, product_sales
 from tests.support import stack
@@ -217,7 +217,7 @@ def test_relay_watches_until_its_budget_and_returns_before_lambdas_timeout(
     monkeypatch.setenv("RELAY_WATCH", "true")
     runtime.current().reset(SETTINGS)
     context = FakeContext(2.0)
-    assert aws_lambda.relay_budget(context) == pytest.approx(1.0, abs=0.05)
+    assert lambda_entry.relay_budget(context) == pytest.approx(1.0, abs=0.05)
     late: list[str] = []
     writer = threading.Timer(0.2, lambda: late.append(add_product_event(unique)["eventId"]))
 
@@ -233,9 +233,9 @@ def test_relay_watches_until_its_budget_and_returns_before_lambdas_timeout(
 
 
 def test_the_safety_margin_never_takes_more_than_half_of_the_time():
-    assert aws_lambda.relay_budget(FakeContext(70)) == pytest.approx(60, abs=0.1)
-    assert aws_lambda.relay_budget(FakeContext(4)) == pytest.approx(2, abs=0.1)
-    assert aws_lambda.relay_budget(FakeContext(0)) == 0
+    assert lambda_entry.relay_budget(FakeContext(70)) == pytest.approx(60, abs=0.1)
+    assert lambda_entry.relay_budget(FakeContext(4)) == pytest.approx(2, abs=0.1)
+    assert lambda_entry.relay_budget(FakeContext(0)) == 0
 
 
 def test_the_scheduler_cloudevent_drives_the_functions_framework_relay(empty_outbox, unique):

@@ -1,5 +1,5 @@
 """The deployment files agree with the code: docker-compose.yml (generated from
-infra.functions.FUNCTIONS by infra.deploy.compose), .env.example, each function's requirements.txt.
+infra.functions.FUNCTIONS by infra.local.compose), .env.example, each function's requirements.txt.
 Nothing runs; the files are only read."""
 
 from __future__ import annotations
@@ -18,8 +18,8 @@ from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 from psycopg.conninfo import conninfo_to_dict
 
-from infra.deploy import compose as compose_file
 from infra.functions import FUNCTIONS, REPO, Function
+from infra.local import compose as compose_file
 from infra.local.__main__ import FUNCTION_ROLES
 from infra.ops.migrate import role_passwords
 
@@ -171,7 +171,7 @@ def command(service: dict) -> list[str]:
 def test_compose_file_is_the_one_generated_from_the_function_definitions() -> None:
     assert COMPOSE.read_text() == compose_file.render(), (
         "docker-compose.yml differs from what infra/functions.py gives: "
-        "run `python -m infra.deploy.compose` (and edit infra/deploy/compose.py, not the YAML)"
+        "run `python -m infra.local.compose` (and edit infra/local/compose.py, not the YAML)"
     )
 
 
