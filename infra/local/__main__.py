@@ -52,8 +52,8 @@ def _gateway(name: str, port: int) -> Service:
     """One port's HTTP server. It runs at API_NICENESS (default 5): here every function shares
     the same cores, which a platform would not do, and under a saturating load the relay and
     projector would otherwise get a thread's share against the APIs' many, so events would
-    queue and analytics go stale. At 5, freshness p99 under the ingest load was 206/267 ms
-    against 394/334 ms at 0, for 2-5 % fewer orders/s (BENCHMARKS.md)."""
+    queue and analytics go stale: at 5 freshness under load is better for a few per cent of
+    orders/s (BENCHMARKS.md#api-niceness)."""
     workers, threads = http_server.sizing(name)
     argv = http_server.argv(
         f"infra.local.gateway:{name}_port",

@@ -96,8 +96,8 @@ def _no_such_endpoint(path: str) -> errors.NotFound:
 
 def _serving(gateway: Gateway) -> Gateway:
     """Freeze what loading the functions allocated, so the garbage collector's full passes
-    stop re-scanning it while requests are served: with it, analytics GETs at c32 had a
-    p99.9 of 21-30 ms against 61-68 ms without (two A/B pairs, BENCHMARKS.md)."""
+    stop re-scanning it while requests are served: it cut the analytics GETs' p99.9 to about
+    a third (BENCHMARKS.md#gc-freeze)."""
     gc.collect()
     gc.freeze()
     return gateway

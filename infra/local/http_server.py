@@ -12,14 +12,12 @@ import sys
 from collections.abc import Mapping
 
 # (processes, serving threads per process) of each port, unless <PORT>_WORKERS and
-# <PORT>_THREADS say otherwise; measured with A/B pairs on the development machine
-# (BENCHMARKS.md). A query is a short read (0.1-0.3 ms in Postgres) and the query port is
-# CPU-bound, so it runs one thread per process: no GIL contention, as a platform runs one
-# request per instance (mixed analytics at c32: 4 x 1 gave 4,900-5,100 req/s, 2 x 8
-# 3,400-3,600). A command mostly waits (row locks, its commit) and the whole command port
-# needs under one core, so one process overlaps those waits with threads and leaves the other
-# core to Postgres and the pipeline (orders/s, two pairs: 1 x 16 1,023 / 1,024 against
-# 2 x 8 882 / 883; 3 x 4 and 4 x 4 were slower still).
+# <PORT>_THREADS say otherwise; chosen by A/B pairs (BENCHMARKS.md#port-sizing). A query is
+# a short read and the query port is CPU-bound, so it runs one thread per process (the edge
+# runs it on the event loop's thread): no GIL contention, as a platform runs one request per
+# instance. A command mostly waits (row locks, its commit) and the whole command port needs
+# under one core, so one process overlaps those waits with threads and leaves the other core
+# to Postgres and the pipeline.
 DEFAULT_SIZING = {"command": (1, 16), "query": (4, 1)}
 SIZING_VARIABLES = {
     "command": ("COMMAND_WORKERS", "COMMAND_THREADS"),

@@ -166,8 +166,8 @@ def drain(
 
     With `watch`, an empty outbox does not end the invocation: it keeps polling until the
     budget, so new rows go out within milliseconds between scheduled invocations. Polling, not
-    LISTEN/NOTIFY: a NOTIFY in the order transaction serializes commits (it cost about 30 % of
-    order throughput when measured, BENCHMARKS.md) and LISTEN does not work behind a
+    LISTEN/NOTIFY: a NOTIFY in the order transaction serializes commits (a large share of order
+    throughput when measured, BENCHMARKS.md#outbox-polling) and LISTEN does not work behind a
     transaction-mode pooler. An idle poll is one cheap indexed query every 2-20 ms.
     """
     deadline = time.monotonic() + budget_seconds

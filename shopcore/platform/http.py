@@ -89,8 +89,9 @@ def _streamed_body(request: flask.Request) -> bytes:
 def respond(request: flask.Request, handler: Handler, function: HttpFunction) -> flask.Response:
     """Run `handler(request) -> (status, body)` for a request to one of the function's methods
     (HEAD is answered wherever GET is), shape every outcome as JSON, log one line: at DEBUG for
-    a success (the hot path: formatting a line cost ~15 % of an analytics GET's CPU, and
-    platforms log every request themselves), INFO for a 4xx, ERROR for a 5xx."""
+    a success (the hot path: formatting a line is a measurable share of a GET's CPU,
+    BENCHMARKS.md#success-log-level, and platforms log every request themselves), INFO for a
+    4xx, ERROR for a 5xx."""
     with logs.invocation(function.name, method=request.method, path=request.path) as record:
         response = _answer(request, handler, function)
         cors.decorate(request, response)

@@ -132,9 +132,9 @@ def apply_events(models: ReadModels, batch: list[Delivered]) -> int:
     return len(fresh)
 
 
-# Arrays go in binary (%b) except numeric ones (%s): psycopg's text dumping of a 500-element
-# array cost 2.2 us per uuid and 5-6 us per timestamptz, against ~0.6 us in binary; numeric is
-# the one type cheaper as text (1.3 against 2 us). Measured in BENCHMARKS.md.
+# Arrays go in binary (%b) except numeric ones (%s): psycopg's text dumping of uuid and
+# timestamptz arrays costs several times the binary, and numeric is the one type cheaper as
+# text (BENCHMARKS.md#binary-arrays).
 
 CLAIM_EVENTS = """
 INSERT INTO processed_events (event_id, event_type, outbox_id, occurred_at)

@@ -66,8 +66,9 @@ class Edge:
 
     async def expire_deadlines(self) -> None:
         """One clock for every connection's deadline, instead of a timer per phase of every
-        request (three per request cost a measurable share of the loop): each connection
-        only notes when its current phase ends, and this sweep acts on the ones past it."""
+        request (three per request cost a measurable share of the loop,
+        BENCHMARKS.md#edge-loop-thread): each connection only notes when its current phase
+        ends, and this sweep acts on the ones past it."""
         loop = asyncio.get_running_loop()
         while True:
             await asyncio.sleep(DEADLINE_TICK_SECONDS)
