@@ -44,7 +44,7 @@ _routes = Map(
 _MAX_ID_DIGITS = len(str(MAX_BIGINT))
 
 
-def _id(value: str, name: str) -> int:
+def parse_id(value: str, name: str) -> int:
     """A path id: ASCII digits only (no sign, space, underscore or other script's digits),
     1..MAX_BIGINT; leading zeros allowed. Its length is checked before int() reads it: int()
     refuses more than 4300 digits with a ValueError and takes other scripts' digits."""
@@ -70,7 +70,7 @@ def _category(value: str) -> str:
     return value
 
 
-def _moment(request: flask.Request, name: str) -> datetime | None:
+def parse_moment(request: flask.Request, name: str) -> datetime | None:
     """An ISO-8601 query parameter as a UTC datetime (None when absent)."""
     text = request.args.get(name)
     if text is None:
@@ -84,9 +84,10 @@ def _moment(request: flask.Request, name: str) -> datetime | None:
         ) from None
 
 
-def _hourly(request: flask.Request) -> dict[str, Any]:
-    end = _moment(request, "to") or datetime.now(UTC)
-    start = _moment(request, "from")
+def hourly_range(request: flask.Request) -> tuple[datetime, datetime]:
+    """The hourly endpoint's `from` and `to` (default: the 24 hours up to now)."""
+    end = parse_moment(request, "to") or datetime.now(UTC)
+    start = parse_moment(request, "from")
     if start is None:
         try:
             start = end - timedelta(hours=24)
@@ -94,17 +95,17 @@ def _hourly(request: flask.Request) -> dict[str, Any]:
             raise errors.InvalidInput("to: too early to look 24 hours back", field="to") from None
     if start > end:
         raise errors.InvalidInput("from: must not be after to", field="from")
-    return queries.hourly_sales(start, end)
+    return start, end
 
 
 # Each route's endpoint (shopcore/openapi/routes.py) -> its handler.
 HANDLERS: dict[str, Callable[[flask.Request, Mapping[str, Any]], dict[str, Any]]] = {
-    "product_sales": lambda r, a: queries.product_sales(_id(a["productId"], "productId")),
+    "product_sales": lambda r, a: queries.product_sales(parse_id(a["productId"], "productId")),
     "category_revenue": lambda r, a: queries.category_revenue(_category(a["category"])),
     "customer_ltv": lambda r, a: queries.customer_lifetime_value(
-        _id(a["customerId"], "customerId")
+        parse_id(a["customerId"], "customerId")
     ),
-    "hourly_sales": lambda r, a: _hourly(r),
+    "hourly_sales": lambda r, a: queries.hourly_sales(*hourly_range(r)),
     "sync_status": lambda r, a: queries.sync_status(),
 }
 

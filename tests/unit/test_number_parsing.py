@@ -24,7 +24,7 @@ from werkzeug.test import EnvironBuilder
 from shopcore import errors
 from shopcore.pipeline.messages import QueueMessage
 from shopcore.platform import http, jsonio
-from shopcore.read import queries, query_api
+from shopcore.read import query_api
 from shopcore.write import schemas
 
 PROPERTY = settings(max_examples=300, deadline=None)
@@ -381,7 +381,7 @@ id_texts = (
 def test_path_ids_are_positive_ascii_integers_or_400(text, name):
     plain = re.fullmatch(r"[0-9]+", text) is not None
     try:
-        value = query_api._id(text, name)
+        value = query_api.parse_id(text, name)
     except errors.InvalidInput as exc:
         assert exc.details == {"field": name}
         assert exc.message.startswith(f"{name}: ")
@@ -443,7 +443,7 @@ def query_request(**params: str) -> flask.Request:
 @example(text="2026-01-01T00:00:00+24:00", name="to")
 def test_timestamps_are_utc_datetimes_or_400(text, name):
     try:
-        moment = query_api._moment(query_request(**{name: text}), name)
+        moment = query_api.parse_moment(query_request(**{name: text}), name)
     except errors.InvalidInput as exc:
         assert exc.details == {"field": name}
         return
@@ -456,22 +456,14 @@ def test_timestamps_are_utc_datetimes_or_400(text, name):
 @given(start=st.none() | timestamp_texts, end=st.none() | timestamp_texts)
 @example(start=None, end="0001-01-01T10:00:00Z")
 @example(start="9999-12-31T23:00:00Z", end="0001-01-01T00:00:00Z")
-def test_hourly_range_is_read_or_400(start, end, hourly_without_database):
+def test_hourly_range_is_read_or_400(start, end):
     params = {k: v for k, v in (("from", start), ("to", end)) if v is not None}
     try:
-        low, high = query_api._hourly(query_request(**params))
+        low, high = query_api.hourly_range(query_request(**params))
     except errors.InvalidInput as exc:
         assert exc.details["field"] in ("from", "to")
         return
     assert low <= high
-
-
-@pytest.fixture(scope="module")
-def hourly_without_database():
-    """queries.hourly_sales without a database: the range it was asked for."""
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(queries, "hourly_sales", lambda start, end: (start, end))
-        yield
 
 
 # --- the relay's outbox id header on queue messages --------------------------------------------
