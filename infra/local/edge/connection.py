@@ -14,7 +14,6 @@ import functools
 import logging
 from collections import deque
 from collections.abc import Callable
-from concurrent.futures import Executor, Future
 from dataclasses import dataclass, field
 from email.utils import formatdate
 from time import time
@@ -24,6 +23,7 @@ import httptools
 
 from infra.local.edge import wsgi
 from infra.local.edge.limits import Limits
+from infra.local.edge.threads import ServingThreads
 from shopcore import errors
 from shopcore.platform import admission, jsonio
 
@@ -52,7 +52,7 @@ class Admit(Protocol):
 
 @dataclass
 class Edge:
-    """What every connection of one worker process shares. Without an executor the event
+    """What every connection of one worker process shares. Without serving threads the event
     loop's own thread runs the app (a port of one serving thread per process): a request
     then costs no hand-off between threads, and it still runs only once it has fully
     arrived, so slow clients hold nothing; while it runs, the loop reads nothing else."""
@@ -60,7 +60,7 @@ class Edge:
     app: wsgi.WSGIApp
     admit: Admit | None
     limits: Limits
-    executor: Executor | None
+    threads: ServingThreads | None
     address: tuple[str, int]
     connections: set[Connection] = field(default_factory=set)
 
@@ -259,30 +259,25 @@ class Connection(asyncio.Protocol):
 
     def _next(self) -> None:
         """Run the oldest complete request, unless one is running: on a serving thread, or
-        on this thread when the port has no executor."""
+        on this thread when the port has none."""
         while not self.busy and self.ready and self.transport is not None:
             request = self.ready.popleft()
             env = wsgi.environ(request, self.edge.address, self.client)
-            if self.edge.executor is None:
+            if self.edge.threads is None:
                 self._answered(request, _run(self.edge.app, env, request))
                 continue
             self.busy = True
-            future = self.edge.executor.submit(wsgi.call, self.edge.app, env)
-            future.add_done_callback(functools.partial(self._done, request))
+            self.edge.threads.submit(env, functools.partial(self._finished, request))
         if len(self.ready) >= MAX_QUEUED_REQUESTS and self.reading and self.transport:
             self.reading = False
             self.transport.pause_reading()
 
-    def _done(self, request: wsgi.Request, future: Future[wsgi.Answer]) -> None:
-        """In the serving thread: wake the loop to write the answer."""
-        self.loop.call_soon_threadsafe(self._finished, request, future)
-
-    def _finished(self, request: wsgi.Request, future: Future[wsgi.Answer]) -> None:
+    def _finished(
+        self, request: wsgi.Request, answer: wsgi.Answer | None, error: BaseException | None
+    ) -> None:
         self.busy = False
-        try:
-            answer = future.result()
-        except Exception:
-            answer = _failed(request)
+        if answer is None:
+            answer = _failed(request, error)
         self._answered(request, answer)
         self._next()
 
@@ -393,9 +388,15 @@ def _run(app: wsgi.WSGIApp, env: dict[str, Any], request: wsgi.Request) -> wsgi.
         return _failed(request)
 
 
-def _failed(request: wsgi.Request) -> wsgi.Answer:
+def _failed(request: wsgi.Request, error: BaseException | None = None) -> wsgi.Answer:
+    """The 500 for an app that raised (`error`, or the exception being handled)."""
     request.keep_alive = False
-    log.exception("unhandled error serving %s %r", request.method, request.url[:200])
+    log.error(
+        "unhandled error serving %s %r",
+        request.method,
+        request.url[:200],
+        exc_info=error if error is not None else True,
+    )
     return error_answer(errors.ShopError("internal error"), closing=True)
 
 

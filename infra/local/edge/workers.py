@@ -19,12 +19,12 @@ import sys
 import time
 import traceback
 from collections.abc import Iterable
-from concurrent.futures import ThreadPoolExecutor
 
 import uvloop
 
 from infra.local.edge.connection import Connection, Edge
 from infra.local.edge.limits import Limits
+from infra.local.edge.threads import ServingThreads
 
 GRACEFUL_SECONDS = 20
 RESPAWN_SECONDS = 1.0
@@ -130,13 +130,9 @@ async def _serve_worker(listener: socket.socket, app: object, threads: int, limi
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     # one serving thread: the loop's own (no hand-off per request; edge.Edge says why)
-    executor = (
-        ThreadPoolExecutor(max_workers=threads, thread_name_prefix="serving")
-        if threads > 1
-        else None
-    )
+    serving = ServingThreads(threads, app, loop) if threads > 1 else None  # type: ignore[arg-type]
     host, port = listener.getsockname()[:2]
-    edge = Edge(app, getattr(app, "admit", None), limits, executor, (host, port))  # type: ignore[arg-type]
+    edge = Edge(app, getattr(app, "admit", None), limits, serving, (host, port))  # type: ignore[arg-type]
     server = await loop.create_server(lambda: Connection(edge), sock=listener, backlog=BACKLOG)
     clock = asyncio.create_task(edge.expire_deadlines())
     await stop.wait()
@@ -147,5 +143,5 @@ async def _serve_worker(listener: socket.socket, app: object, threads: int, limi
     while edge.connections and time.monotonic() < deadline:
         await asyncio.sleep(0.05)
     clock.cancel()
-    if executor is not None:
-        executor.shutdown(wait=False, cancel_futures=True)
+    if serving is not None:
+        serving.stop()
