@@ -179,7 +179,15 @@ def test_database_outage_answers_503_json_then_recovers(system):
     finally:
         faults.refuse_connections(system.stack.database_url, refuse=False)
         faults.refuse_connections(system.stack.read_database_url, refuse=False)
-    assert requests.post(f"{system.command_url}/api/orders", json=order).status_code == 201
+    # A client retries a 503. The pool reconnects on its own backoff (psycopg_pool's, which
+    # grew during the outage), so the first retries may still be 503; within the pool's
+    # reconnect delay one is accepted, and the order is written exactly once.
+    statuses = []
+    deadline = time.monotonic() + 30
+    while not statuses or statuses[-1] == 503:
+        assert time.monotonic() < deadline, statuses
+        statuses.append(requests.post(f"{system.command_url}/api/orders", json=order).status_code)
+    assert set(statuses) <= {201, 503} and statuses[-1] == 201, statuses
     assert_no_drift(system)
 
 
