@@ -81,3 +81,22 @@ class Forbidden(ShopError):
 
 class Unauthorized(ShopError):
     status = 401
+
+
+class KeyReused(ShopError):
+    """An Idempotency-Key sent again with another route or body."""
+
+    status = 422
+
+
+class RetryLater(ShopError):
+    """Try the same request again in `retry_after` seconds: an Idempotency-Key still held by a
+    request in flight (409), a consistency token not yet reached by the read models (503)."""
+
+    def __init__(self, status: int, message: str, *, retry_after: int, **details: Any) -> None:
+        super().__init__(message, **details)
+        self.status = status
+        self.retry_after = retry_after
+
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": str(self.retry_after)}

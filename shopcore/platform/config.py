@@ -48,6 +48,8 @@ class Settings:
     command_api_keys: tuple[str, ...]
     # origins whose pages may call the APIs from a browser (CORS); empty: none
     cors_allowed_origins: tuple[str, ...]
+    # how long an Idempotency-Key is remembered after its first success
+    idempotency_ttl_seconds: int
 
 
 def _list(name: str) -> tuple[str, ...]:
@@ -82,6 +84,7 @@ def from_environment() -> Settings:
         relay_watch=os.environ.get("RELAY_WATCH", "true").lower() == "true",
         command_api_keys=_list("COMMAND_API_KEYS"),
         cors_allowed_origins=tuple(o.rstrip("/") for o in _list("CORS_ALLOWED_ORIGINS")),
+        idempotency_ttl_seconds=_int("IDEMPOTENCY_TTL_SECONDS", 86400),
     )
 
 

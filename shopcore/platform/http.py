@@ -26,7 +26,9 @@ from shopcore.platform.config import settings
 
 log = logging.getLogger("shopcore.platform.http")
 
-Handler = Callable[[flask.Request], tuple[int, Any]]
+# A handler's answer: status and JSON body, and the headers it must carry, if any.
+Answer = tuple[int, Any] | tuple[int, Any, dict[str, str]]
+Handler = Callable[[flask.Request], Answer]
 
 
 def json_response(status: int, body: Any, headers: dict[str, str] | None = None) -> flask.Response:
@@ -118,8 +120,7 @@ def _answer(request: flask.Request, handler: Handler, function: HttpFunction) ->
             return flask.Response(status=204, headers=cors.preflight(request, methods))
         if meta is not None:
             return json_response(200, meta())
-        status, body = handler(request)
-        return json_response(status, body)
+        return json_response(*handler(request))
     except errors.ShopError as exc:
         return json_response(exc.status, exc.body(), exc.headers())
     except psycopg.OperationalError as exc:
@@ -151,12 +152,13 @@ def json_errors(errorhandler: Callable[[type[Exception]], Callable[[Any], Any]])
     )
 
 
-def require_api_key(request: flask.Request) -> None:
+def require_api_key(request: flask.Request) -> str | None:
     """When COMMAND_API_KEYS is set, the request must carry one of its keys, as
-    `X-API-Key: <key>` or `Authorization: Bearer <key>`; otherwise 401 and nothing happens."""
+    `X-API-Key: <key>` or `Authorization: Bearer <key>`; otherwise 401 and nothing happens.
+    Returns the key it carried (None when the API has no keys)."""
     accepted = settings().command_api_keys
     if not accepted:
-        return
+        return None
     offered = request.headers.get("X-API-Key", "")
     authorization = request.headers.get("Authorization", "")
     if not offered and authorization.lower().startswith("bearer "):
@@ -167,3 +169,4 @@ def require_api_key(request: flask.Request) -> None:
         raise errors.Unauthorized(
             "a valid API key is required (X-API-Key header or Authorization: Bearer)"
         )
+    return offered

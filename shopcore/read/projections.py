@@ -182,11 +182,19 @@ ON CONFLICT (hour_timestamp) DO UPDATE SET
 """
 
 
+# At commit, Postgres tells the query processes waiting on consistency tokens
+# (shopcore/read/consistency.py) the range of outbox ids the transaction projected: each wakes
+# only the readers whose id is in it, with one query for all of them.
+PROJECTED_CHANNEL = "shop_projected"
+ANNOUNCE = "SELECT pg_notify(%s, %s)"
+
+
 class PostgresReadModels:
     """The read database's tables, in the transaction open on `conn`."""
 
     def __init__(self, conn: psycopg.Connection) -> None:
         self.conn = conn
+        self.announced: str | None = None  # "low high": the outbox ids newly recorded
 
     def record_processed(self, batch: list[Delivered]) -> set[UUID]:
         rows = self.conn.execute(
@@ -198,11 +206,17 @@ class PostgresReadModels:
                 [e.occurred_at for e, _ in batch],
             ),
         ).fetchall()
-        return {row[0] for row in rows}
+        new = {row[0] for row in rows}
+        outbox_ids = [oid for e, oid in batch if oid is not None and e.event_id in new]
+        if outbox_ids:
+            self.announced = f"{min(outbox_ids)} {max(outbox_ids)}"
+        return new
 
     def add(self, changes: Changes) -> None:
         conn, c = self.conn, changes
         with conn.pipeline():
+            if self.announced is not None:
+                conn.execute(ANNOUNCE, (PROJECTED_CHANNEL, self.announced))
             if c.catalog:
                 ps = list(c.catalog.values())
                 conn.execute(

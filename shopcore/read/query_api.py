@@ -19,7 +19,7 @@ from shopcore import errors
 from shopcore.events.model import MAX_ID as MAX_BIGINT
 from shopcore.openapi import routes
 from shopcore.platform import jsonio
-from shopcore.read import queries
+from shopcore.read import consistency, queries
 
 # Path parameters that may hold a slash (a category name may): matched up to the path's fixed
 # tail instead of up to the next slash.
@@ -119,6 +119,11 @@ def match(path: str) -> tuple[str, Mapping[str, Any]]:
     return str(endpoint), args
 
 
-def dispatch(request: flask.Request) -> tuple[int, dict[str, Any]]:
+def dispatch(request: flask.Request) -> tuple[int, dict[str, Any], dict[str, str]]:
+    """Answer a query: after the read models include the write of the request's consistency
+    token (if any), with the token of what the answer reflects."""
     endpoint, args = match(request.path)
-    return 200, HANDLERS[endpoint](request, args)
+    reflects = consistency.read_after(
+        request.headers.get(consistency.TOKEN_HEADER), request.headers.get("Prefer")
+    )
+    return 200, HANDLERS[endpoint](request, args), {consistency.TOKEN_HEADER: reflects}

@@ -1,32 +1,38 @@
 """The write side's use cases: create a product, create an order.
 
-Each first reads from the database what only it knows and the event needs (the new row's id;
-an order's product names and categories), has shopcore/events build the whole event, then
-changes the shop's tables and appends that event to the outbox in one atomic statement. Two
-round trips: the first only reads (and reserves an id), the second is all or nothing.
+Each first reads from the database what only it knows and the event and the answer need (the
+new row's id and the event's outbox id, which names it in the consistency token; an order's
+product names and categories), has shopcore/events build the whole event, then claims the
+request's Idempotency-Key (if any), changes the shop's tables and appends that event to the
+outbox in one atomic statement. Two round trips: the first only reads (and reserves ids), the
+second is all or nothing.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
 import psycopg
 
 from shopcore import errors, events
+from shopcore.events import tokens
 from shopcore.platform import db, jsonio
-from shopcore.write import schemas
+from shopcore.write import idempotency, schemas
+from shopcore.write.idempotency import Accepted, IdempotencyKey
 
-NEXT_PRODUCT_ID = "SELECT nextval('products_id_seq')"
+PRODUCTS_ROUTE = "POST /api/products"
+ORDERS_ROUTE = "POST /api/orders"
 
-# The product row and its event commit together.
-INSERT_PRODUCT = """
-WITH product AS (
-    INSERT INTO products (id, name, category, price, stock, created_at)
-    VALUES (%(id)s, %(name)s, %(category)s, %(price)s, %(stock)s, %(at)s)
+RESERVE_PRODUCT = "SELECT nextval('products_id_seq'), nextval('outbox_id_seq')"
+
+# Claims the key, then writes the product row and its event: see
+# infra/migrations/write/0005_idempotency_keys.sql. A row back: the key is held (replay).
+STORE_PRODUCT = (
+    "SELECT * FROM store_product(%s, %s, %s, %s, %s, %s, %s, %s, %s,"
+    " %s, %s, %s, %s, %s, %s, %s, %s)"
 )
-INSERT INTO outbox (topic, payload, created_at) VALUES (%(topic)s, %(event)s, %(at)s)
-"""
 
 # The order's id, and each line's product name and category (NULL: no such product), in line
 # order. Read before the order is locked: a rename committed while the order is placed may or
@@ -34,33 +40,67 @@ INSERT INTO outbox (topic, payload, created_at) VALUES (%(topic)s, %(event)s, %(
 RESERVE_ORDER = """
 SELECT
     nextval('orders_id_seq'),
+    nextval('outbox_id_seq'),
     array_agg(products.name ORDER BY line.position),
     array_agg(products.category ORDER BY line.position)
 FROM unnest(%s::bigint[]) WITH ORDINALITY AS line(product_id, position)
 LEFT JOIN products ON products.id = line.product_id
 """
 
-# Locks, checks stock, decrements it and writes order, items and the given event: see
-# infra/migrations/write/0004_place_order_stores_its_event.sql.
-PLACE_ORDER = "SELECT place_order(%s, %s, %s, %s, %s, %s, %s, %s, %s)"
+# Claims the key, locks, checks stock, decrements it and writes order, items and the given
+# event: see infra/migrations/write/0005_idempotency_keys.sql (and 0004 before it). A row back:
+# the key is held (replay).
+PLACE_ORDER = (
+    "SELECT * FROM place_order(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s,"
+    " %s, %s, %s, %s, %s, %s, %s, %s)"
+)
 
 _product_schema = schemas.CreateProductSchema()
 _order_schema = schemas.CreateOrderSchema()
 
 
-def create_product(body: Any) -> int:
-    """Validate and store a product; returns its id."""
+def create_product(body: Any, key: IdempotencyKey | None = None) -> Accepted:
+    """Validate and store a product: its answer ({"productId", "consistencyToken"}), or the
+    answer of the earlier request that holds `key`."""
     product = schemas.load(_product_schema, body)
     at = events.now()
 
-    def insert(conn: psycopg.Connection) -> int:
-        product_id: int = db.one(conn.execute(NEXT_PRODUCT_ID).fetchone())[0]
+    def insert(conn: psycopg.Connection) -> Accepted:
+        product_id, outbox_id = db.one(conn.execute(RESERVE_PRODUCT).fetchone())
+        accepted = _accepted("productId", product_id, outbox_id)
         event = events.product_created(product_id, at=at, **product)
-        stored = {"topic": events.topic_of(event), "event": jsonio.dumps(event)}
-        conn.execute(INSERT_PRODUCT, {**product, "id": product_id, "at": at, **stored})
-        return product_id
+        held = conn.execute(
+            STORE_PRODUCT,
+            (
+                product_id,
+                product["name"],
+                product["category"],
+                product["price"],
+                product["stock"],
+                at,
+                outbox_id,
+                events.topic_of(event),
+                jsonio.dumps(event),
+                *idempotency.statement_arguments(key, PRODUCTS_ROUTE, product, accepted),
+            ),
+        ).fetchone()
+        return accepted if held is None else idempotency.replay(held, PRODUCTS_ROUTE, product)
 
-    return db.run_statement(db.command_pool(), insert)
+    return _run(insert)
+
+
+def _accepted(name: str, row_id: int, outbox_id: int) -> Accepted:
+    token = tokens.issue(outbox_id)
+    return Accepted(body={name: row_id, "consistencyToken": token}, token=token)
+
+
+def _run(work: Callable[[psycopg.Connection], Accepted]) -> Accepted:
+    """Run a command's work on the command pool; the database's refusals as client errors."""
+    try:
+        result: Accepted = db.run_statement(db.command_pool(), work)
+        return result
+    except psycopg.Error as exc:
+        raise _refusal(exc) or exc from None
 
 
 def merge_lines(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -78,8 +118,9 @@ def merge_lines(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return list(merged.values())
 
 
-def create_order(body: Any) -> int:
-    """Validate and store an order, decrementing stock; returns its id.
+def create_order(body: Any, key: IdempotencyKey | None = None) -> Accepted:
+    """Validate and store an order, decrementing stock: its answer ({"orderId",
+    "consistencyToken"}), or the answer of the earlier request that holds `key`.
 
     Raises UnknownProduct (400) or InsufficientStock (409) with nothing written.
     """
@@ -89,10 +130,10 @@ def create_order(body: Any) -> int:
     at = events.now()
     product_ids = [line["productId"] for line in lines]
 
-    def place(conn: psycopg.Connection) -> int:
-        reserved = db.one(conn.execute(RESERVE_ORDER, (product_ids,)).fetchone())
-        order_id: int = reserved[0]
-        names, categories = reserved[1], reserved[2]
+    def place(conn: psycopg.Connection) -> Accepted:
+        order_id, outbox_id, names, categories = db.one(
+            conn.execute(RESERVE_ORDER, (product_ids,)).fetchone()
+        )
         unknown = sorted({p for p, name in zip(product_ids, names, strict=True) if name is None})
         if unknown:
             raise _unknown_products(unknown)
@@ -101,7 +142,8 @@ def create_order(body: Any) -> int:
             for line, name, category in zip(lines, names, categories, strict=True)
         ]
         event = events.order_created(order_id, order["customerId"], total, items, at)
-        conn.execute(
+        accepted = _accepted("orderId", order_id, outbox_id)
+        held = conn.execute(
             PLACE_ORDER,
             (
                 order_id,
@@ -111,16 +153,15 @@ def create_order(body: Any) -> int:
                 [line["price"] for line in lines],
                 total,
                 at,
+                outbox_id,
                 events.topic_of(event),
                 jsonio.dumps(event),
+                *idempotency.statement_arguments(key, ORDERS_ROUTE, order, accepted),
             ),
-        )
-        return order_id
+        ).fetchone()
+        return accepted if held is None else idempotency.replay(held, ORDERS_ROUTE, order)
 
-    try:
-        return db.run_statement(db.command_pool(), place)
-    except psycopg.Error as exc:
-        raise _refusal(exc) or exc from None
+    return _run(place)
 
 
 def _unknown_products(ids: list[int]) -> errors.UnknownProduct:
@@ -128,7 +169,9 @@ def _unknown_products(ids: list[int]) -> errors.UnknownProduct:
 
 
 def _refusal(exc: psycopg.Error) -> errors.ShopError | None:
-    """place_order's own errors as the client errors they are."""
+    """The write statements' own errors as the client errors they are."""
+    if isinstance(exc, psycopg.errors.LockNotAvailable):
+        return idempotency.key_in_use()
     if exc.sqlstate not in ("SH400", "SH409"):
         return None
     detail = jsonio.loads(exc.diag.message_detail or "{}")
