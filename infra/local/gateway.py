@@ -23,10 +23,12 @@ from shopcore import errors
 from shopcore.openapi.routes import META
 from shopcore.platform import admission, jsonio
 from shopcore.platform.config import settings
+from shopcore.read import consistency
 
 # Every function answers these itself (shopcore/platform/http.py); the gateway sends them to
 # the first.
 META_PATHS = tuple(route.path for route in META)
+_TOKEN_HEADER = consistency.TOKEN_HEADER.lower().encode()
 
 
 @dataclass(frozen=True)
@@ -44,6 +46,7 @@ class Gateway:
     port's API document, which each of its functions serves) to the first of them."""
 
     def __init__(self, port: str) -> None:
+        self.port = port
         self.routes = [
             Route(f.http.prefix, f.http.methods, load(f))
             for f in FUNCTIONS
@@ -76,6 +79,11 @@ class Gateway:
         except errors.ShopError as exc:
             return exc
         return None
+
+    def may_wait(self, method: str, path: str, header: Callable[[bytes], str | None]) -> bool:
+        """A query with a consistency token may sleep until the read models include its
+        write: the edge runs it on a thread of its own (infra/local/edge/connection.py)."""
+        return self.port == "query" and header(_TOKEN_HEADER) is not None
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
         route = self.route(environ.get("PATH_INFO", ""))

@@ -12,7 +12,7 @@ import threading
 import psycopg
 from psycopg import pq
 
-from shopcore.pipeline import broker
+from shopcore.pipeline import broker, housekeeping
 from shopcore.pipeline.outbox import DrainResult, PostgresOutbox, drain
 from shopcore.pipeline.publisher import PublishFailed, WindowedPublisher
 from shopcore.platform import logs, runtime
@@ -60,6 +60,7 @@ PUBLISHERS = runtime.Part(
     lambda: broker.ConnectionCache(WindowedPublisher),
     lambda publishers: publishers.close(),
 )
+HOUSEKEEPING = runtime.Part("relay: housekeeping schedule", housekeeping.Schedule)
 # Set by a host that is shutting down: the current batch completes, then the drain ends.
 stop_requested = threading.Event()
 
@@ -85,9 +86,20 @@ def run(budget_seconds: float | None = None, watch: bool = False) -> DrainResult
 
 def invoke(trigger: str, budget_seconds: float | None = None) -> DrainResult:
     """One relay invocation, whatever the host: drain (and, with RELAY_WATCH, keep watching
-    until the budget), logging one line about it."""
+    until the budget), logging one line about it. Once a minute per process, the
+    housekeeping (expired Idempotency-Keys) runs beside it."""
     with logs.invocation("outbox_relay", trigger=trigger) as record:
-        result = run(budget_seconds=budget_seconds, watch=settings().relay_watch)
+        cleaning = None
+        if runtime.current().get(HOUSEKEEPING).due():
+            cleaning = housekeeping.start(
+                settings().relay_database_url,
+                lambda removed: record.update(expiredKeysRemoved=removed),
+            )
+        try:
+            result = run(budget_seconds=budget_seconds, watch=settings().relay_watch)
+        finally:
+            if cleaning is not None:
+                cleaning.join()
         record.update(published=result.published, batches=result.batches)
     return result
 

@@ -50,12 +50,21 @@ class Admit(Protocol):
     ) -> errors.ShopError | None: ...
 
 
+class MayWait(Protocol):
+    """Whether the app may sleep on a request before answering it (a query that waits for a
+    consistency token), from its request line and headers."""
+
+    def __call__(self, method: str, path: str, header: Callable[[bytes], str | None]) -> bool: ...
+
+
 @dataclass
 class Edge:
     """What every connection of one worker process shares. Without serving threads the event
     loop's own thread runs the app (a port of one serving thread per process): a request
     then costs no hand-off between threads, and it still runs only once it has fully
-    arrived, so slow clients hold nothing; while it runs, the loop reads nothing else."""
+    arrived, so slow clients hold nothing; while it runs, the loop reads nothing else.
+    Requests the app says may wait run on threads of their own (`waiting`, started on first
+    use), so a sleeping request holds neither the loop nor a serving thread."""
 
     app: wsgi.WSGIApp
     admit: Admit | None
@@ -63,6 +72,25 @@ class Edge:
     threads: ServingThreads | None
     address: tuple[str, int]
     connections: set[Connection] = field(default_factory=set)
+    may_wait: MayWait | None = None
+    waiting: ServingThreads | None = None
+
+    def threads_for(self, request: wsgi.Request) -> ServingThreads | None:
+        """Where `request` runs: a thread of `waiting`, a serving thread, or (None) here."""
+        if self.may_wait is not None and self.may_wait(
+            request.method, request.path(), request.header
+        ):
+            if self.waiting is None:
+                self.waiting = ServingThreads(
+                    self.limits.waiting_threads, self.app, asyncio.get_running_loop()
+                )
+            return self.waiting
+        return self.threads
+
+    def stop_threads(self) -> None:
+        for pool in (self.threads, self.waiting):
+            if pool is not None:
+                pool.stop()
 
     async def expire_deadlines(self) -> None:
         """One clock for every connection's deadline, instead of a timer per phase of every
@@ -263,11 +291,12 @@ class Connection(asyncio.Protocol):
         while not self.busy and self.ready and self.transport is not None:
             request = self.ready.popleft()
             env = wsgi.environ(request, self.edge.address, self.client)
-            if self.edge.threads is None:
+            threads = self.edge.threads_for(request)
+            if threads is None:
                 self._answered(request, _run(self.edge.app, env, request))
                 continue
             self.busy = True
-            self.edge.threads.submit(env, functools.partial(self._finished, request))
+            threads.submit(env, functools.partial(self._finished, request))
         if len(self.ready) >= MAX_QUEUED_REQUESTS and self.reading and self.transport:
             self.reading = False
             self.transport.pause_reading()

@@ -22,6 +22,10 @@ class Limits:
     max_header_bytes: int = 16 * 1024  # request line and headers together; more: 431
     max_headers: int = 100  # more: 431
     max_body_bytes: int = 64 * 1024  # more: 413 (MAX_BODY_BYTES, shared with the functions)
+    # Threads per worker process for requests the app says may wait (a query with a
+    # consistency token): they sleep, so they must not hold the loop or the serving threads.
+    # More concurrent waiters than this queue for a thread.
+    waiting_threads: int = 256
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] = os.environ) -> Limits:
@@ -32,4 +36,5 @@ class Limits:
             max_url_bytes=int(env.get("MAX_URL_BYTES", cls.max_url_bytes)),
             max_header_bytes=int(env.get("MAX_HEADER_BYTES", cls.max_header_bytes)),
             max_body_bytes=settings().max_body_bytes,
+            waiting_threads=int(env.get("EDGE_WAITING_THREADS", cls.waiting_threads)),
         )

@@ -132,7 +132,14 @@ async def _serve_worker(listener: socket.socket, app: object, threads: int, limi
     # one serving thread: the loop's own (no hand-off per request; edge.Edge says why)
     serving = ServingThreads(threads, app, loop) if threads > 1 else None  # type: ignore[arg-type]
     host, port = listener.getsockname()[:2]
-    edge = Edge(app, getattr(app, "admit", None), limits, serving, (host, port))  # type: ignore[arg-type]
+    edge = Edge(
+        app,  # type: ignore[arg-type]
+        getattr(app, "admit", None),
+        limits,
+        serving,
+        (host, port),
+        may_wait=getattr(app, "may_wait", None),
+    )
     server = await loop.create_server(lambda: Connection(edge), sock=listener, backlog=BACKLOG)
     clock = asyncio.create_task(edge.expire_deadlines())
     await stop.wait()
@@ -143,5 +150,4 @@ async def _serve_worker(listener: socket.socket, app: object, threads: int, limi
     while edge.connections and time.monotonic() < deadline:
         await asyncio.sleep(0.05)
     clock.cancel()
-    if serving is not None:
-        serving.stop()
+    edge.stop_threads()
