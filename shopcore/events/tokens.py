@@ -12,19 +12,19 @@ from __future__ import annotations
 from shopcore import errors
 from shopcore.events.model import MAX_ID
 
-_PREFIX = "c1."
+PREFIX = "c1."  # the write statements add the outbox id themselves (migration 0005)
 _MAX_DIGITS = len(str(MAX_ID))
 
 
 def issue(outbox_id: int) -> str:
     """The token of the event stored under `outbox_id` (0: before any event)."""
-    return f"{_PREFIX}{outbox_id}"
+    return f"{PREFIX}{outbox_id}"
 
 
 def parse(token: str) -> int:
     """The outbox id a token names; InvalidInput (400) for a string this system cannot have
     issued."""
-    digits = token[len(_PREFIX) :] if token.startswith(_PREFIX) else ""
+    digits = token[len(PREFIX) :] if token.startswith(PREFIX) else ""
     if (
         not 1 <= len(digits) <= _MAX_DIGITS
         or not digits.isascii()

@@ -1,11 +1,11 @@
 """The write side's use cases: create a product, create an order.
 
-Each first reads from the database what only it knows and the event and the answer need (the
-new row's id and the event's outbox id, which names it in the consistency token; an order's
-product names and categories), has shopcore/events build the whole event, then claims the
-request's Idempotency-Key (if any), changes the shop's tables and appends that event to the
-outbox in one atomic statement. Two round trips: the first only reads (and reserves ids), the
-second is all or nothing.
+Each first reads from the database what only it knows and the event needs (the new row's id;
+an order's product names and categories), has shopcore/events build the whole event, then
+claims the request's Idempotency-Key (if any), changes the shop's tables and appends that
+event to the outbox in one atomic statement, which returns the event's outbox id (named by the
+answer's consistency token) or, when the key is held, the answer to replay. Two round trips:
+the first only reads (and reserves an id), the second is all or nothing.
 """
 
 from __future__ import annotations
@@ -25,10 +25,11 @@ from shopcore.write.idempotency import Accepted, IdempotencyKey
 PRODUCTS_ROUTE = "POST /api/products"
 ORDERS_ROUTE = "POST /api/orders"
 
-RESERVE_PRODUCT = "SELECT nextval('products_id_seq'), nextval('outbox_id_seq')"
+NEXT_PRODUCT_ID = "SELECT nextval('products_id_seq')"
 
 # Claims the key, then writes the product row and its event: see
-# infra/migrations/write/0005_idempotency_keys.sql. A row back: the key is held (replay).
+# infra/migrations/write/0005_idempotency_keys.sql. Returns (outbox id, NULLs) when it wrote,
+# (NULL, the key holder's route, fingerprint, status, answer) when the key is held.
 STORE_PRODUCT = (
     "SELECT * FROM store_product(%s, %s, %s, %s, %s, %s, %s, %s, %s,"
     " %s, %s, %s, %s, %s, %s, %s, %s)"
@@ -40,7 +41,6 @@ STORE_PRODUCT = (
 RESERVE_ORDER = """
 SELECT
     nextval('orders_id_seq'),
-    nextval('outbox_id_seq'),
     array_agg(products.name ORDER BY line.position),
     array_agg(products.category ORDER BY line.position)
 FROM unnest(%s::bigint[]) WITH ORDINALITY AS line(product_id, position)
@@ -48,8 +48,8 @@ LEFT JOIN products ON products.id = line.product_id
 """
 
 # Claims the key, locks, checks stock, decrements it and writes order, items and the given
-# event: see infra/migrations/write/0005_idempotency_keys.sql (and 0004 before it). A row back:
-# the key is held (replay).
+# event: see infra/migrations/write/0005_idempotency_keys.sql (and 0004 before it). Returns as
+# STORE_PRODUCT does.
 PLACE_ORDER = (
     "SELECT * FROM place_order(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s,"
     " %s, %s, %s, %s, %s, %s, %s, %s)"
@@ -66,32 +66,36 @@ def create_product(body: Any, key: IdempotencyKey | None = None) -> Accepted:
     at = events.now()
 
     def insert(conn: psycopg.Connection) -> Accepted:
-        product_id, outbox_id = db.one(conn.execute(RESERVE_PRODUCT).fetchone())
-        accepted = _accepted("productId", product_id, outbox_id)
+        product_id: int = db.one(conn.execute(NEXT_PRODUCT_ID).fetchone())[0]
         event = events.product_created(product_id, at=at, **product)
-        held = conn.execute(
-            STORE_PRODUCT,
-            (
-                product_id,
-                product["name"],
-                product["category"],
-                product["price"],
-                product["stock"],
-                at,
-                outbox_id,
-                events.topic_of(event),
-                jsonio.dumps(event),
-                *idempotency.statement_arguments(key, PRODUCTS_ROUTE, product, accepted),
-            ),
-        ).fetchone()
-        return accepted if held is None else idempotency.replay(held, PRODUCTS_ROUTE, product)
+        answer = {"productId": product_id}
+        outbox_id, *held = db.one(
+            conn.execute(
+                STORE_PRODUCT,
+                (
+                    product_id,
+                    product["name"],
+                    product["category"],
+                    product["price"],
+                    product["stock"],
+                    at,
+                    events.topic_of(event),
+                    jsonio.dumps(event),
+                    tokens.PREFIX,
+                    *idempotency.statement_arguments(key, PRODUCTS_ROUTE, product, answer),
+                ),
+            ).fetchone()
+        )
+        if outbox_id is None:
+            return idempotency.replay(tuple(held), PRODUCTS_ROUTE, product)
+        return _accepted(answer, outbox_id)
 
     return _run(insert)
 
 
-def _accepted(name: str, row_id: int, outbox_id: int) -> Accepted:
+def _accepted(answer: dict[str, Any], outbox_id: int) -> Accepted:
     token = tokens.issue(outbox_id)
-    return Accepted(body={name: row_id, "consistencyToken": token}, token=token)
+    return Accepted(body={**answer, "consistencyToken": token}, token=token)
 
 
 def _run(work: Callable[[psycopg.Connection], Accepted]) -> Accepted:
@@ -131,9 +135,7 @@ def create_order(body: Any, key: IdempotencyKey | None = None) -> Accepted:
     product_ids = [line["productId"] for line in lines]
 
     def place(conn: psycopg.Connection) -> Accepted:
-        order_id, outbox_id, names, categories = db.one(
-            conn.execute(RESERVE_ORDER, (product_ids,)).fetchone()
-        )
+        order_id, names, categories = db.one(conn.execute(RESERVE_ORDER, (product_ids,)).fetchone())
         unknown = sorted({p for p, name in zip(product_ids, names, strict=True) if name is None})
         if unknown:
             raise _unknown_products(unknown)
@@ -142,24 +144,28 @@ def create_order(body: Any, key: IdempotencyKey | None = None) -> Accepted:
             for line, name, category in zip(lines, names, categories, strict=True)
         ]
         event = events.order_created(order_id, order["customerId"], total, items, at)
-        accepted = _accepted("orderId", order_id, outbox_id)
-        held = conn.execute(
-            PLACE_ORDER,
-            (
-                order_id,
-                order["customerId"],
-                product_ids,
-                [line["quantity"] for line in lines],
-                [line["price"] for line in lines],
-                total,
-                at,
-                outbox_id,
-                events.topic_of(event),
-                jsonio.dumps(event),
-                *idempotency.statement_arguments(key, ORDERS_ROUTE, order, accepted),
-            ),
-        ).fetchone()
-        return accepted if held is None else idempotency.replay(held, ORDERS_ROUTE, order)
+        answer = {"orderId": order_id}
+        outbox_id, *held = db.one(
+            conn.execute(
+                PLACE_ORDER,
+                (
+                    order_id,
+                    order["customerId"],
+                    product_ids,
+                    [line["quantity"] for line in lines],
+                    [line["price"] for line in lines],
+                    total,
+                    at,
+                    events.topic_of(event),
+                    jsonio.dumps(event),
+                    tokens.PREFIX,
+                    *idempotency.statement_arguments(key, ORDERS_ROUTE, order, answer),
+                ),
+            ).fetchone()
+        )
+        if outbox_id is None:
+            return idempotency.replay(tuple(held), ORDERS_ROUTE, order)
+        return _accepted(answer, outbox_id)
 
     return _run(place)
 

@@ -26,6 +26,7 @@ MAX_LENGTH = 255
 # How long a request waits for another one in flight with its key before it is told 409.
 WAIT_FOR_HOLDER = timedelta(seconds=10)
 RETRY_AFTER_SECONDS = 1
+CREATED = 201  # the one status a key is stored with: refusals store nothing
 
 
 @dataclass(frozen=True)
@@ -78,10 +79,11 @@ def fingerprint(route: str, loaded: dict[str, Any]) -> bytes:
 
 
 def statement_arguments(
-    key: IdempotencyKey | None, route: str, loaded: dict[str, Any], answer: Accepted
+    key: IdempotencyKey | None, route: str, loaded: dict[str, Any], answer: dict[str, Any]
 ) -> tuple[Any, ...]:
     """The key's arguments of store_product and place_order: scope, key, route, fingerprint,
-    status, answer, ttl, wait (all NULL without a key)."""
+    status, answer (the statement adds its consistency token), ttl, wait; all NULL without a
+    key."""
     if key is None:
         return (None,) * 8
     return (
@@ -89,8 +91,8 @@ def statement_arguments(
         key.value,
         route,
         fingerprint(route, loaded),
-        answer.status,
-        Jsonb(answer.body),
+        CREATED,
+        Jsonb(answer),
         timedelta(seconds=settings().idempotency_ttl_seconds),
         WAIT_FOR_HOLDER,
     )

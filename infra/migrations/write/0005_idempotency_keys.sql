@@ -1,10 +1,11 @@
 -- Safe retries (CONTRACT.md, "Safe retries: Idempotency-Key") and consistency tokens.
 --
 -- A command sent with an Idempotency-Key claims the key first, in the same transaction as its
--- rows and its outbox event; the answer it will give (known beforehand: the caller reserves
--- the new row's id and the event's outbox id) is stored with the claim. So a key is remembered
--- exactly when the write committed, and a request that was refused (any 4xx rolls the
--- transaction back) leaves nothing behind.
+-- rows and its outbox event, and stores the answer it gives: the new row's id (reserved by the
+-- caller) and, once the event has its outbox id, the consistency token naming it. So a key is
+-- remembered exactly when the write committed, and a request that was refused (any 4xx rolls
+-- the transaction back) leaves nothing behind. The outbox id is taken only once the write is
+-- sure to happen: refused and replayed requests leave no gaps in the outbox's ids.
 --
 -- A concurrent request with the same key blocks on the key's uncommitted index entry until the
 -- first transaction ends (Postgres' own unique-index wait): then it replays the stored answer
@@ -83,8 +84,8 @@ END;
 $$;
 
 -- create_product's one statement: claim the key (when one is given), then the product and its
--- event under the ids the caller reserved. Returns the holder of the key instead of writing
--- when it is taken.
+-- event. Returns one row: the event's outbox id when it wrote, or (outbox_id NULL) the holder of
+-- the key instead of writing.
 CREATE FUNCTION store_product(
     new_product_id bigint,
     product_name text,
@@ -92,37 +93,52 @@ CREATE FUNCTION store_product(
     product_price numeric,
     product_stock integer,
     at timestamptz,
-    event_outbox_id bigint,
     event_topic text,
     event jsonb,
+    token_prefix text,  -- a consistency token is this followed by the outbox id
     key_scope text,  -- the key's columns: all NULL without an Idempotency-Key
     key_value text,
     key_route text,
     key_fingerprint bytea,
     answer_status smallint,
-    answer_body jsonb,
+    answer_body jsonb,  -- the answer without its consistency token
     ttl interval,
     wait interval
-) RETURNS TABLE (route text, fingerprint bytea, status smallint, answer jsonb)
+) RETURNS TABLE (outbox_id bigint, route text, fingerprint bytea, status smallint, answer jsonb)
 LANGUAGE plpgsql AS $$
 #variable_conflict use_column
+DECLARE
+    new_outbox_id bigint;
 BEGIN
     IF key_value IS NOT NULL THEN
-        RETURN QUERY SELECT * FROM claim_idempotency_key(
+        RETURN QUERY SELECT NULL::bigint, held.* FROM claim_idempotency_key(
             key_scope, key_value, key_route, key_fingerprint, answer_status, answer_body,
-            ttl, wait);
+            ttl, wait) AS held;
         IF FOUND THEN
             RETURN;
         END IF;
     END IF;
     INSERT INTO products (id, name, category, price, stock, created_at)
     VALUES (new_product_id, product_name, product_category, product_price, product_stock, at);
-    INSERT INTO outbox (id, topic, payload, created_at)
-    VALUES (event_outbox_id, event_topic, event, at);
+    INSERT INTO outbox (topic, payload, created_at) VALUES (event_topic, event, at)
+    RETURNING id INTO new_outbox_id;
+    IF key_value IS NOT NULL THEN
+        PERFORM store_token(key_scope, key_value, token_prefix, new_outbox_id);
+    END IF;
+    RETURN QUERY SELECT new_outbox_id, NULL::text, NULL::bytea, NULL::smallint, NULL::jsonb;
 END;
 $$;
 
--- place_order as in 0004, with the event's reserved outbox id and the optional key: the key is
+-- The claimed key's answer gets the token of the event its write stored.
+CREATE FUNCTION store_token(key_scope text, key_value text, token_prefix text, event_id bigint)
+RETURNS void
+LANGUAGE sql AS $$
+    UPDATE idempotency_keys AS k
+    SET answer = k.answer || jsonb_build_object('consistencyToken', token_prefix || event_id)
+    WHERE k.scope = key_scope AND k.key = key_value;
+$$;
+
+-- place_order as in 0004, returning the event's outbox id, with the optional key: the key is
 -- claimed before any product is locked, so a retry of an order that took the last unit is
 -- replayed, not refused for want of stock. Errors as in 0004 (SH400, SH409).
 DROP FUNCTION place_order(
@@ -137,9 +153,9 @@ CREATE FUNCTION place_order(
     prices numeric[],
     order_total numeric,
     at timestamptz,
-    event_outbox_id bigint,
     event_topic text,
     event jsonb,
+    token_prefix text,
     key_scope text,
     key_value text,
     key_route text,
@@ -148,17 +164,18 @@ CREATE FUNCTION place_order(
     answer_body jsonb,
     ttl interval,
     wait interval
-) RETURNS TABLE (route text, fingerprint bytea, status smallint, answer jsonb)
+) RETURNS TABLE (outbox_id bigint, route text, fingerprint bytea, status smallint, answer jsonb)
 LANGUAGE plpgsql AS $$
 #variable_conflict use_column
 DECLARE
     unknown jsonb;
     short record;
+    new_outbox_id bigint;
 BEGIN
     IF key_value IS NOT NULL THEN
-        RETURN QUERY SELECT * FROM claim_idempotency_key(
+        RETURN QUERY SELECT NULL::bigint, held.* FROM claim_idempotency_key(
             key_scope, key_value, key_route, key_fingerprint, answer_status, answer_body,
-            ttl, wait);
+            ttl, wait) AS held;
         IF FOUND THEN
             RETURN;
         END IF;
@@ -213,8 +230,12 @@ BEGIN
     SELECT new_order_id, line.product_id, line.quantity, line.price
     FROM unnest(product_ids, quantities, prices) AS line(product_id, quantity, price);
 
-    INSERT INTO outbox (id, topic, payload, created_at)
-    VALUES (event_outbox_id, event_topic, event, at);
+    INSERT INTO outbox (topic, payload, created_at) VALUES (event_topic, event, at)
+    RETURNING id INTO new_outbox_id;
+    IF key_value IS NOT NULL THEN
+        PERFORM store_token(key_scope, key_value, token_prefix, new_outbox_id);
+    END IF;
+    RETURN QUERY SELECT new_outbox_id, NULL::text, NULL::bytea, NULL::smallint, NULL::jsonb;
 END;
 $$;
 
