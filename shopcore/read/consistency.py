@@ -39,6 +39,9 @@ NEWEST = "SELECT coalesce(max(outbox_id), 0) FROM processed_events"
 
 Projected = Callable[[list[int]], set[int]]
 
+# A `Prefer: wait` value: seconds, a non-negative decimal number (float() reads any length)
+_SECONDS = re.compile(r"[0-9]+(?:\.[0-9]+)?")
+
 
 def projected_in_read_models(outbox_ids: list[int]) -> set[int]:
     """Which of `outbox_ids` the read models include (the analytics role's pool)."""
@@ -136,6 +139,12 @@ class ProjectionWatch:
                 log.warning("projection watch lost its connection (%s); reconnecting", exc)
                 self._stop.wait(backoff)
                 backoff = min(5.0, backoff * 2)
+            except Exception:
+                # anything else must not end the thread: this process's waiting readers
+                # would then wake only when their time ran out
+                log.exception("projection watch failed; listening again")
+                self._stop.wait(backoff)
+                backoff = min(5.0, backoff * 2)
 
     def _announced(self, payload: str) -> None:
         match = re.fullmatch(r"(\d+) (\d+)", payload)
@@ -176,13 +185,17 @@ WATCH = runtime.Part(
 def parse_wait(prefer: str | None) -> float:
     """The seconds `Prefer: wait=<seconds>` asks for (RFC 7240): DEFAULT_WAIT_SECONDS without
     it, at most MAX_WAIT_SECONDS; other preferences are ignored. A wait that is not a
-    non-negative number is InvalidInput (400)."""
+    non-negative number is InvalidInput (400). Any number of digits counts (a longer wait than
+    MAX_WAIT_SECONDS is a valid one, cut to it); only ASCII digits do (`\\d` and float() take
+    other scripts' digits too)."""
     for preference in (prefer or "").split(","):
         name, _, value = preference.split(";")[0].strip().partition("=")
         if name.strip().lower() != "wait":
             continue
-        text = value.strip().strip('"')
-        if not re.fullmatch(r"\d{1,10}(\.\d{1,6})?", text):
+        text = value.strip()
+        if len(text) >= 2 and text[0] == text[-1] == '"':
+            text = text[1:-1]  # RFC 7240 allows a quoted-string
+        if not _SECONDS.fullmatch(text):
             raise errors.InvalidInput(
                 f"Prefer: wait must be a number of seconds >= 0, got {value.strip()[:40]!r}",
                 field="Prefer",
@@ -191,9 +204,10 @@ def parse_wait(prefer: str | None) -> float:
     return DEFAULT_WAIT_SECONDS
 
 
-def read_after(token: str | None, prefer: str | None) -> str:
+def read_after(token: str | None, prefer: str | None, seconds_left: float | None = None) -> str:
     """Wait until the read models include the event `token` names (at most the seconds
-    `prefer` asks for); the token the answer reflects. Call it before reading the models.
+    `prefer` asks for, and never past `seconds_left`, the platform's deadline for the answer);
+    the token the answer reflects. Call it before reading the models.
 
     Raises InvalidInput (400) for a token this API cannot have issued, and RetryLater (503)
     when the wait runs out."""
@@ -202,6 +216,8 @@ def read_after(token: str | None, prefer: str | None) -> str:
         return tokens.issue(watch.latest())
     outbox_id = tokens.parse(token)
     seconds = parse_wait(prefer)
+    if seconds_left is not None:
+        seconds = min(seconds, seconds_left)
     if not watch.wait_for(outbox_id, seconds):
         raise errors.RetryLater(
             503,

@@ -346,3 +346,19 @@ def test_projector_raises_on_an_outage_and_the_redelivered_batch_completes(
     assert product_sales(p) == [(1, Decimal("2.00"), 1)]
     [(_, body)] = drain_queue(broker.DEAD_LETTER_QUEUE)
     assert body == b"not json"
+
+
+def test_a_token_wait_never_outlasts_the_lambda(unique):
+    """A wait asked for beyond the invocation's time ends early enough to answer: 503, not a
+    timeout that API Gateway would turn into its own error."""
+    event = http_request(
+        "GET",
+        "/api/analytics/sync-status",
+        headers={"x-consistency-token": "c1.9223372036854775000", "prefer": "wait=30"},
+    )
+    started = time.monotonic()
+    response = lambda_handler("analytics")(event, FakeContext(3.0))
+    elapsed = time.monotonic() - started
+    assert response["statusCode"] == 503
+    assert response["headers"]["retry-after"] == "1"
+    assert elapsed < 3.0  # within the invocation's time, with room to answer
