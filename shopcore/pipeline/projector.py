@@ -100,11 +100,26 @@ def project_batch(
         outcome.event_ids = [str(event.event_id) for _, event, _ in parsed]
     # After the commit: if parking fails the batch is redelivered, the applied events are
     # recognised as duplicates, and parking is tried again.
+    outcome.dead_lettered = _park_all(rejected, dead_letter, store)
+    return outcome
+
+
+def _park_all(
+    rejected: list[tuple[QueueMessage, str]],
+    dead_letter: DeadLetter,
+    store: ReadModelStore | None,
+) -> list[str]:
+    """Park each rejected message; returns their message ids. Their outbox ids are recorded
+    first, so no parked event holds back a consistency token (shopcore/read/consistency.py)."""
+    parked = [(m.outbox_id, why) for m, why in rejected if m.outbox_id is not None]
+    if parked:
+        (read_models() if store is None else store).record_parked(parked)
+    ids = []
     for message, reason in rejected:
         dead_letter(message, reason)
-        outcome.dead_lettered.append(message.properties.get("messageId") or "?")
+        ids.append(message.properties.get("messageId") or "?")
         log.warning("dead-lettered a message from %s: %s", message.queue, reason)
-    return outcome
+    return ids
 
 
 def _apply(store: ReadModelStore, batch: list[Delivered]) -> int:

@@ -1,14 +1,26 @@
 """Read your writes (CONTRACT.md, "Read your writes: consistency tokens"): a GET that carries a
-token answers only once the read models include the event the token names.
+token answers only once the read models include the write that issued it, and every write
+whose event has a lower outbox id and had committed by then (README, "Read your writes").
 
-The projector records an event in `processed_events` in the same transaction as its changes
-to every read model, and announces the range of outbox ids it recorded on PROJECTED_CHANNEL
-at commit (shopcore/read/projections.py). One thread per query process (`ProjectionWatch`)
-listens; a waiting request sleeps on its own threading.Event. A notification costs one query
-for all the readers whose id falls in its range, and nothing for the others: waiting readers
-do not poll the database. Once a second, while readers wait, the watch asks once for all of
-them (a notification is lost when its connection drops), and a reader whose time runs out asks
-once more itself before it gives up.
+A token names an outbox id `n`. It is *covered* when `n` is projected and every outbox row
+with an id below it that is visible in the write database is settled on the read side:
+projected (recorded in `processed_events`, in the same transaction as its changes to every read
+model) or parked in the dead-letter queue (`parked_events`: a parked event must not hold back
+everyone else's tokens). Counting both sides over (watermark, n] decides it exactly, the read
+side first: what it counts committed before what the write side counts, so equal counts mean
+equal sets. Ids that were taken and rolled back have no row: they are never waited for.
+
+The *watermark* is an id at or below which everything is settled for good: settled, and no
+transaction can still commit an id below it (the write side's `outbox.horizon`, migration
+0005). Tokens at or below it are covered without a query, and counts start above it. Every
+200 answers with the token of the watermark (or of the request's own token, if newer).
+
+Waiting costs no polling per request. The projector announces the range of outbox ids it
+recorded on PROJECTED_CHANNEL at commit (shopcore/read/projections.py); one thread per query
+process (`ProjectionWatch`) listens, and for each announcement checks all the readers it may
+concern together: two queries, more only when a hole lies below them (a bisection over the
+readers' ids). Once a second it checks all waiting readers again (an announcement is lost when
+its connection drops) and raises the watermark.
 """
 
 from __future__ import annotations
@@ -16,7 +28,8 @@ from __future__ import annotations
 import logging
 import re
 import threading
-from collections.abc import Callable
+from collections.abc import Iterable
+from typing import Protocol
 
 import psycopg
 
@@ -34,64 +47,100 @@ MAX_WAIT_SECONDS = 30.0
 RETRY_AFTER_SECONDS = 1
 RECHECK_SECONDS = 1.0
 
-PROJECTED = "SELECT outbox_id FROM processed_events WHERE outbox_id = ANY(%s)"
-NEWEST = "SELECT coalesce(max(outbox_id), 0) FROM processed_events"
 
-Projected = Callable[[list[int]], set[int]]
+class Settlement(Protocol):
+    """What deciding a token asks of the two databases (Postgres: `PostgresSettlement`)."""
 
-# A `Prefer: wait` value: seconds, a non-negative decimal number (float() reads any length)
-_SECONDS = re.compile(r"[0-9]+(?:\.[0-9]+)?")
+    def read_side(self, low: int, high: int, ids: list[int]) -> tuple[int, set[int]]:
+        """How many outbox ids in (low, high] the read side has settled (projected or
+        parked), and which of `ids` are projected."""
+
+    def write_side(self, low: int, high: int) -> tuple[int, bool]:
+        """How many outbox rows with an id in (low, high] are committed, and whether no
+        transaction can still commit an id below `high` (a committed row)."""
+
+    def newest_projected(self) -> int:
+        """The highest projected outbox id (0: none)."""
 
 
-def projected_in_read_models(outbox_ids: list[int]) -> set[int]:
-    """Which of `outbox_ids` the read models include (the analytics role's pool)."""
-    with db.analytics_pool().connection() as conn:
-        return {row[0] for row in conn.execute(PROJECTED, (outbox_ids,))}
+SETTLED = """
+SELECT
+    (SELECT count(*) FROM (
+        SELECT outbox_id FROM processed_events WHERE outbox_id > %(low)s AND outbox_id <= %(high)s
+        UNION
+        SELECT outbox_id FROM parked_events WHERE outbox_id > %(low)s AND outbox_id <= %(high)s
+    ) AS settled),
+    ARRAY(SELECT DISTINCT outbox_id FROM processed_events WHERE outbox_id = ANY(%(ids)s))
+"""
+# One statement, one snapshot: the rows it counts are exactly those committed before the
+# snapshot, and its xmin says whether any transaction that could still commit a lower id runs.
+COMMITTED = """
+SELECT
+    (SELECT count(*) FROM outbox WHERE id > %(low)s AND id <= %(high)s),
+    coalesce(
+        (SELECT horizon IS NULL OR pg_snapshot_xmin(pg_current_snapshot()) >= horizon
+         FROM outbox WHERE id = %(high)s),
+        false
+    )
+"""
+NEWEST_PROJECTED = "SELECT coalesce(max(outbox_id), 0) FROM processed_events"
 
 
-def newest_in_read_models() -> int:
-    with db.analytics_pool().connection() as conn:
-        return int(db.one(conn.execute(NEWEST).fetchone())[0])
+class PostgresSettlement:
+    """The read database (the analytics role's pool) and the write side's outbox (read only,
+    the pool sync-status reads it with)."""
+
+    def read_side(self, low: int, high: int, ids: list[int]) -> tuple[int, set[int]]:
+        with db.analytics_pool().connection() as conn:
+            row = conn.execute(SETTLED, {"low": low, "high": high, "ids": ids}).fetchone()
+        count, projected = db.one(row)
+        return int(count), set(projected)
+
+    def write_side(self, low: int, high: int) -> tuple[int, bool]:
+        with db.analytics_outbox_pool().connection() as conn:
+            row = conn.execute(COMMITTED, {"low": low, "high": high}).fetchone()
+        count, final = db.one(row)
+        return int(count), bool(final)
+
+    def newest_projected(self) -> int:
+        with db.analytics_pool().connection() as conn:
+            return int(db.one(conn.execute(NEWEST_PROJECTED).fetchone())[0])
 
 
 class ProjectionWatch:
-    """This process's view of what the projector has committed, and its waiting readers."""
+    """This process's view of what the read models include, and its waiting readers."""
 
-    def __init__(
-        self,
-        url: str,
-        projected: Projected = projected_in_read_models,
-        newest: Callable[[], int] = newest_in_read_models,
-    ) -> None:
+    def __init__(self, url: str, settlement: Settlement | None = None) -> None:
         self._url = url
-        self._projected = projected
-        self._newest = newest
-        self._lock = threading.Lock()
+        self._settlement: Settlement = settlement or PostgresSettlement()
+        self._lock = threading.Lock()  # the waiters
+        self._checking = threading.Lock()  # one check at a time: later ones start higher
         self._waiters: dict[int, list[threading.Event]] = {}
-        self._latest = 0
+        self._watermark = 0
+        self._newest = 0  # the highest outbox id announced projected
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
 
-    def latest(self) -> int:
-        """The newest outbox id this process knows the read models include (0: none)."""
+    def watermark(self) -> int:
+        """An outbox id at or below which the read models include every committed write."""
         self._start()
-        return self._latest
+        return self._watermark
 
     def wait_for(self, outbox_id: int, seconds: float) -> bool:
-        """Whether the read models include `outbox_id`, waiting up to `seconds` for it."""
-        if outbox_id <= 0:
-            return True  # the token of "before any event"
+        """Whether the token of `outbox_id` is covered, waiting up to `seconds` for it."""
+        if outbox_id <= self._watermark:
+            return True
         self._start()
         arrived = threading.Event()
         with self._lock:
             self._waiters.setdefault(outbox_id, []).append(arrived)
         try:
-            # registered first: a commit after this check is announced to the watch
-            if self._projected([outbox_id]):
+            # registered first: an announcement after this check wakes it
+            if outbox_id in self.covered([outbox_id]):
                 return True
             if seconds <= 0:
                 return False
-            return arrived.wait(seconds) or bool(self._projected([outbox_id]))
+            return arrived.wait(seconds) or outbox_id in self.covered([outbox_id])
         finally:
             with self._lock:
                 waiting = self._waiters.get(outbox_id, [])
@@ -105,22 +154,63 @@ class ProjectionWatch:
         with self._lock:
             return sum(len(events) for events in self._waiters.values())
 
+    def covered(self, outbox_ids: Iterable[int]) -> set[int]:
+        """Which of `outbox_ids` are covered now; raises the watermark when it may."""
+        with self._checking:
+            low = self._watermark
+            done = {oid for oid in outbox_ids if oid <= low}
+            wanted = sorted({oid for oid in outbox_ids if oid > low})
+            if not wanted:
+                return done
+            settled, projected = self._settlement.read_side(low, wanted[-1], wanted)
+            candidates = [oid for oid in wanted if oid in projected]
+            if not candidates:
+                return done
+            if candidates[-1] == wanted[-1] and self._settled_through(low, wanted[-1], settled):
+                return done | set(candidates)
+            # A hole below some of them: the settled prefixes shrink as the bound falls, so
+            # bisect for the highest candidate whose prefix is settled.
+            first, last, through = 0, len(candidates) - 1, -1
+            while first <= last:
+                middle = (first + last) // 2
+                count, _ = self._settlement.read_side(low, candidates[middle], [])
+                if self._settled_through(low, candidates[middle], count):
+                    through, first = middle, middle + 1
+                else:
+                    last = middle - 1
+            return done | set(candidates[: through + 1])
+
+    def _settled_through(self, low: int, high: int, settled: int) -> bool:
+        """Whether every committed id in (low, high] is settled, given how many the read side
+        counted there (asked first); raises the watermark to `high` when that is for good."""
+        committed, final = self._settlement.write_side(low, high)
+        # Only the relay stamps messages with outbox ids (ce-sequence), so the read side holds
+        # no id the outbox lacks and `settled` cannot exceed `committed`; a message stamped by
+        # another producer would break that, and count here as settled.
+        if settled < committed:
+            return False
+        if final:
+            self._watermark = max(self._watermark, high)
+        return True
+
     def close(self) -> None:
         self._stop.set()
 
     # --- the listening thread --------------------------------------------------------------
 
     def _start(self) -> None:
+        """On first use: the watermark from what is projected now (one count of each side
+        from the start, once per process), then the listening thread."""
         if self._thread is not None:
             return
         with self._lock:
-            if self._thread is not None:
-                return
-            self._advance(self._newest())
-            self._thread = threading.Thread(
-                target=self._listen, name="projection-watch", daemon=True
-            )
-            self._thread.start()
+            if self._thread is None:
+                self._newest = max(self._newest, self._settlement.newest_projected())
+                self.covered([self._newest])
+                self._thread = threading.Thread(
+                    target=self._listen, name="projection-watch", daemon=True
+                )
+                self._thread.start()
 
     def _listen(self) -> None:
         backoff = 0.5
@@ -129,20 +219,13 @@ class ProjectionWatch:
                 with psycopg.connect(self._url, autocommit=True) as conn:
                     conn.execute(f"LISTEN {PROJECTED_CHANNEL}")
                     backoff = 0.5
-                    self._advance(self._newest())
-                    self._recheck()  # whatever was committed while nobody listened
+                    self._newest = max(self._newest, self._settlement.newest_projected())
                     while not self._stop.is_set():
+                        self._recheck()  # also whatever committed while nobody listened
                         for notification in conn.notifies(timeout=RECHECK_SECONDS):
                             self._announced(notification.payload)
-                        self._recheck()
             except (psycopg.Error, OSError) as exc:
                 log.warning("projection watch lost its connection (%s); reconnecting", exc)
-                self._stop.wait(backoff)
-                backoff = min(5.0, backoff * 2)
-            except Exception:
-                # anything else must not end the thread: this process's waiting readers
-                # would then wake only when their time ran out
-                log.exception("projection watch failed; listening again")
                 self._stop.wait(backoff)
                 backoff = min(5.0, backoff * 2)
 
@@ -151,22 +234,18 @@ class ProjectionWatch:
         if match is None:
             return
         low, high = int(match[1]), int(match[2])
-        self._advance(high)
+        self._newest = max(self._newest, high)
         with self._lock:
-            candidates = [oid for oid in self._waiters if low <= oid <= high]
-        if candidates:
-            self._wake(self._projected(candidates))
-
-    def _advance(self, outbox_id: int) -> None:
-        # _start holds the (non-reentrant) lock while it calls this; a plain max is safe
-        # there, and elsewhere only this thread moves _latest
-        self._latest = max(self._latest, outbox_id)
+            # a range can complete the prefix of any reader at or above its low end
+            concerned = [oid for oid in self._waiters if oid >= low]
+        if concerned:
+            self._wake(self.covered(concerned))
 
     def _recheck(self) -> None:
         with self._lock:
-            candidates = list(self._waiters)
-        if candidates:
-            self._wake(self._projected(candidates))
+            concerned = list(self._waiters)
+        newest = self._newest
+        self._wake(self.covered([*concerned, *([newest] if newest > self._watermark else [])]))
 
     def _wake(self, arrived: set[int]) -> None:
         with self._lock:
@@ -185,17 +264,13 @@ WATCH = runtime.Part(
 def parse_wait(prefer: str | None) -> float:
     """The seconds `Prefer: wait=<seconds>` asks for (RFC 7240): DEFAULT_WAIT_SECONDS without
     it, at most MAX_WAIT_SECONDS; other preferences are ignored. A wait that is not a
-    non-negative number is InvalidInput (400). Any number of digits counts (a longer wait than
-    MAX_WAIT_SECONDS is a valid one, cut to it); only ASCII digits do (`\\d` and float() take
-    other scripts' digits too)."""
+    non-negative number is InvalidInput (400)."""
     for preference in (prefer or "").split(","):
         name, _, value = preference.split(";")[0].strip().partition("=")
         if name.strip().lower() != "wait":
             continue
-        text = value.strip()
-        if len(text) >= 2 and text[0] == text[-1] == '"':
-            text = text[1:-1]  # RFC 7240 allows a quoted-string
-        if not _SECONDS.fullmatch(text):
+        text = value.strip().strip('"')
+        if not re.fullmatch(r"\d{1,10}(\.\d{1,6})?", text):
             raise errors.InvalidInput(
                 f"Prefer: wait must be a number of seconds >= 0, got {value.strip()[:40]!r}",
                 field="Prefer",
@@ -205,15 +280,15 @@ def parse_wait(prefer: str | None) -> float:
 
 
 def read_after(token: str | None, prefer: str | None, seconds_left: float | None = None) -> str:
-    """Wait until the read models include the event `token` names (at most the seconds
-    `prefer` asks for, and never past `seconds_left`, the platform's deadline for the answer);
-    the token the answer reflects. Call it before reading the models.
+    """Wait until the token is covered (at most the seconds `prefer` asks for, and never past
+    `seconds_left`, the platform's deadline for the answer); the token the answer reflects.
+    Call it before reading the models.
 
     Raises InvalidInput (400) for a token this API cannot have issued, and RetryLater (503)
     when the wait runs out."""
     watch = runtime.current().get(WATCH)
     if token is None:
-        return tokens.issue(watch.latest())
+        return tokens.issue(watch.watermark())
     outbox_id = tokens.parse(token)
     seconds = parse_wait(prefer)
     if seconds_left is not None:
@@ -226,4 +301,4 @@ def read_after(token: str | None, prefer: str | None, seconds_left: float | None
             retry_after=RETRY_AFTER_SECONDS,
             consistencyToken=token,
         )
-    return tokens.issue(max(outbox_id, watch.latest()))
+    return tokens.issue(max(outbox_id, watch.watermark()))

@@ -114,6 +114,10 @@ class ReadModelStore(Protocol):
     def transaction(self, work: Callable[[ReadModels], T]) -> T:
         """Run `work` in one transaction: all of its changes, or on an exception none."""
 
+    def record_parked(self, parked: list[tuple[int, str]]) -> None:
+        """Record (outbox id, reason) of events about to be parked in the dead-letter queue,
+        so they do not hold back the consistency tokens of later writes."""
+
 
 def apply_events(models: ReadModels, batch: list[Delivered]) -> int:
     """Apply (event, outbox id) pairs not applied before, in the caller's transaction.
@@ -273,6 +277,13 @@ class PostgresReadModels:
                 )
 
 
+RECORD_PARKED = """
+INSERT INTO parked_events (outbox_id, reason)
+SELECT * FROM unnest(%b::bigint[], %b::text[]) ORDER BY 1
+ON CONFLICT (outbox_id) DO NOTHING
+"""
+
+
 class PostgresReadModelStore:
     """The read database through `pool` (the projector's)."""
 
@@ -281,3 +292,12 @@ class PostgresReadModelStore:
 
     def transaction(self, work: Callable[[ReadModels], T]) -> T:
         return db.run_in_transaction(self.pool, lambda uow: work(PostgresReadModels(uow.conn)))
+
+    def record_parked(self, parked: list[tuple[int, str]]) -> None:
+        rows = sorted(dict(parked).items())
+        db.run_in_transaction(
+            self.pool,
+            lambda uow: uow.conn.execute(
+                RECORD_PARKED, ([oid for oid, _ in rows], [why[:500] for _, why in rows])
+            ),
+        )

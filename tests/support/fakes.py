@@ -199,6 +199,8 @@ class Tables:
     customer_ltv: dict[int, tuple[Decimal, int, datetime | None]] = field(default_factory=dict)
     # hour -> (total_orders, total_revenue)
     hourly_sales: dict[datetime, tuple[int, Decimal]] = field(default_factory=dict)
+    # outbox_id -> reason: events parked in the dead-letter queue
+    parked: dict[int, str] = field(default_factory=dict)
 
 
 def _bigint(value: int) -> int:
@@ -272,6 +274,11 @@ class InMemoryReadModels:
             result = work(InMemoryTransaction(draft, datetime.now(UTC)))
             self.tables = draft
             return result
+
+    def record_parked(self, parked: list[tuple[int, str]]) -> None:
+        with self._lock:
+            for outbox_id, reason in parked:
+                self.tables.parked.setdefault(outbox_id, reason)
 
     # ProjectedEvents
     def window(self, hole_window: int, known: int) -> ProjectedWindow:

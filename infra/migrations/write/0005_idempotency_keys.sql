@@ -13,6 +13,16 @@
 -- second time. The wait is bounded by `wait` (lock_timeout, SQLSTATE 55P03: the API answers
 -- 409 with Retry-After).
 
+-- Consistency tokens cover every earlier committed event (shopcore/read/consistency.py), so a
+-- reader must know when no transaction can still commit an outbox id below a given one. Each
+-- write stores, with its event, the next transaction id not yet assigned when it took its
+-- outbox id (pg_snapshot_xmax of a snapshot taken after nextval): every transaction holding a
+-- lower outbox id had its transaction id already (each writes a row before it takes one), so
+-- once the oldest running transaction is at or past `horizon`, every lower id is either
+-- committed and visible or will never appear (rolled back). Rows written before this column
+-- existed have none; they are long settled. Adding a nullable column rewrites nothing.
+ALTER TABLE outbox ADD COLUMN horizon xid8;
+
 CREATE TABLE idempotency_keys (
     -- '' when the command API has no API keys; otherwise a digest of the caller's API key
     scope       text        NOT NULL,
@@ -120,8 +130,10 @@ BEGIN
     END IF;
     INSERT INTO products (id, name, category, price, stock, created_at)
     VALUES (new_product_id, product_name, product_category, product_price, product_stock, at);
-    INSERT INTO outbox (topic, payload, created_at) VALUES (event_topic, event, at)
-    RETURNING id INTO new_outbox_id;
+    new_outbox_id := nextval('outbox_id_seq');
+    -- a statement of its own, so its snapshot is taken after the nextval above
+    INSERT INTO outbox (id, topic, payload, created_at, horizon)
+    VALUES (new_outbox_id, event_topic, event, at, pg_snapshot_xmax(pg_current_snapshot()));
     IF key_value IS NOT NULL THEN
         PERFORM store_token(key_scope, key_value, token_prefix, new_outbox_id);
     END IF;
@@ -230,8 +242,10 @@ BEGIN
     SELECT new_order_id, line.product_id, line.quantity, line.price
     FROM unnest(product_ids, quantities, prices) AS line(product_id, quantity, price);
 
-    INSERT INTO outbox (topic, payload, created_at) VALUES (event_topic, event, at)
-    RETURNING id INTO new_outbox_id;
+    new_outbox_id := nextval('outbox_id_seq');
+    -- a statement of its own, so its snapshot is taken after the nextval above
+    INSERT INTO outbox (id, topic, payload, created_at, horizon)
+    VALUES (new_outbox_id, event_topic, event, at, pg_snapshot_xmax(pg_current_snapshot()));
     IF key_value IS NOT NULL THEN
         PERFORM store_token(key_scope, key_value, token_prefix, new_outbox_id);
     END IF;
