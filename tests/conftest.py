@@ -56,6 +56,16 @@ def fresh_stack(run_stack: stacks.Stack) -> Iterator[stacks.Stack]:
     stacks.activate(run_stack)
 
 
+@pytest.fixture(scope="module")
+def module_stack(run_stack: stacks.Stack) -> Iterator[stacks.Stack]:
+    """A stack of its own for one test module: for tests whose outcome depends on every event
+    in it (consistency tokens wait for every earlier event, and other tests leave events
+    unprojected). Activate it in each test with `stacks.activate`."""
+    with stacks.isolated() as stack:
+        yield stack
+    stacks.activate(run_stack)
+
+
 @pytest.fixture
 def unique() -> str:
     """A short unique token for names (categories, products) a test must own."""

@@ -11,9 +11,9 @@ side first: what it counts committed before what the write side counts, so equal
 equal sets. Ids that were taken and rolled back have no row: they are never waited for.
 
 The *watermark* is an id at or below which everything is settled for good: settled, and no
-transaction can still commit an id below it (the write side's `outbox.horizon`, migration
-0005). Tokens at or below it are covered without a query, and counts start above it. Every
-200 answers with the token of the watermark (or of the request's own token, if newer).
+transaction can still commit an id below it (decided from the row's xmin, migration 0005).
+Tokens at or below it are covered without a query, and counts start above it. Every 200
+answers with the token of the watermark (or of the request's own token, if newer).
 
 Waiting costs no polling per request. The projector announces the range of outbox ids it
 recorded on PROJECTED_CHANNEL at commit (shopcore/read/projections.py); one thread per query
@@ -46,6 +46,8 @@ DEFAULT_WAIT_SECONDS = 5.0
 MAX_WAIT_SECONDS = 30.0
 RETRY_AFTER_SECONDS = 1
 RECHECK_SECONDS = 1.0
+# A `Prefer: wait` value: a non-negative decimal number of seconds (float() reads any length)
+_SECONDS = re.compile(r"[0-9]+(?:\.[0-9]+)?")
 
 
 class Settlement(Protocol):
@@ -73,12 +75,15 @@ SELECT
     ARRAY(SELECT DISTINCT outbox_id FROM processed_events WHERE outbox_id = ANY(%(ids)s))
 """
 # One statement, one snapshot: the rows it counts are exactly those committed before the
-# snapshot, and its xmin says whether any transaction that could still commit a lower id runs.
+# snapshot, and its xmin says whether a transaction that could still commit a lower id runs: the
+# row's xmin was assigned after its outbox id was taken (migration 0005), so once the oldest
+# running transaction is younger, every transaction that took a lower id has ended. xids are
+# compared by age (32-bit, wrapping); a frozen row's age is the largest.
 COMMITTED = """
 SELECT
     (SELECT count(*) FROM outbox WHERE id > %(low)s AND id <= %(high)s),
     coalesce(
-        (SELECT horizon IS NULL OR pg_snapshot_xmin(pg_current_snapshot()) >= horizon
+        (SELECT age(xmin) > age(xid(pg_snapshot_xmin(pg_current_snapshot())))
          FROM outbox WHERE id = %(high)s),
         false
     )
@@ -228,6 +233,12 @@ class ProjectionWatch:
                 log.warning("projection watch lost its connection (%s); reconnecting", exc)
                 self._stop.wait(backoff)
                 backoff = min(5.0, backoff * 2)
+            except Exception:
+                # anything else must not end the thread: this process's waiting readers would
+                # then wake only when their time ran out, and the watermark would stop rising
+                log.exception("projection watch failed; listening again")
+                self._stop.wait(backoff)
+                backoff = min(5.0, backoff * 2)
 
     def _announced(self, payload: str) -> None:
         match = re.fullmatch(r"(\d+) (\d+)", payload)
@@ -264,13 +275,17 @@ WATCH = runtime.Part(
 def parse_wait(prefer: str | None) -> float:
     """The seconds `Prefer: wait=<seconds>` asks for (RFC 7240): DEFAULT_WAIT_SECONDS without
     it, at most MAX_WAIT_SECONDS; other preferences are ignored. A wait that is not a
-    non-negative number is InvalidInput (400)."""
+    non-negative number is InvalidInput (400). A number of any length counts (a wait longer
+    than MAX_WAIT_SECONDS is a valid one, cut to it); only ASCII digits do (`\\d` and float()
+    would take other scripts' digits too)."""
     for preference in (prefer or "").split(","):
         name, _, value = preference.split(";")[0].strip().partition("=")
         if name.strip().lower() != "wait":
             continue
-        text = value.strip().strip('"')
-        if not re.fullmatch(r"\d{1,10}(\.\d{1,6})?", text):
+        text = value.strip()
+        if len(text) >= 2 and text[0] == text[-1] == '"':
+            text = text[1:-1]  # RFC 7240 allows a quoted-string
+        if not _SECONDS.fullmatch(text):
             raise errors.InvalidInput(
                 f"Prefer: wait must be a number of seconds >= 0, got {value.strip()[:40]!r}",
                 field="Prefer",

@@ -15,13 +15,11 @@
 
 -- Consistency tokens cover every earlier committed event (shopcore/read/consistency.py), so a
 -- reader must know when no transaction can still commit an outbox id below a given one. Each
--- write stores, with its event, the next transaction id not yet assigned when it took its
--- outbox id (pg_snapshot_xmax of a snapshot taken after nextval): every transaction holding a
--- lower outbox id had its transaction id already (each writes a row before it takes one), so
--- once the oldest running transaction is at or past `horizon`, every lower id is either
--- committed and visible or will never appear (rolled back). Rows written before this column
--- existed have none; they are long settled. Adding a nullable column rewrites nothing.
-ALTER TABLE outbox ADD COLUMN horizon xid8;
+-- write inserts its event in a subtransaction of its own, after taking the event's outbox id:
+-- the row's xmin is then a transaction id assigned after that nextval, so higher than the
+-- transaction id of every transaction that took a lower outbox id (each writes a row, and so
+-- has its id, before it takes an outbox id). Once the oldest running transaction is past a
+-- row's xmin, every lower outbox id is committed and visible, or will never appear.
 
 CREATE TABLE idempotency_keys (
     -- '' when the command API has no API keys; otherwise a digest of the caller's API key
@@ -131,9 +129,12 @@ BEGIN
     INSERT INTO products (id, name, category, price, stock, created_at)
     VALUES (new_product_id, product_name, product_category, product_price, product_stock, at);
     new_outbox_id := nextval('outbox_id_seq');
-    -- a statement of its own, so its snapshot is taken after the nextval above
-    INSERT INTO outbox (id, topic, payload, created_at, horizon)
-    VALUES (new_outbox_id, event_topic, event, at, pg_snapshot_xmax(pg_current_snapshot()));
+    BEGIN  -- the subtransaction that gives the row its xmin (see the top of this file)
+        INSERT INTO outbox (id, topic, payload, created_at)
+        VALUES (new_outbox_id, event_topic, event, at);
+    EXCEPTION WHEN OTHERS THEN
+        RAISE;
+    END;
     IF key_value IS NOT NULL THEN
         PERFORM store_token(key_scope, key_value, token_prefix, new_outbox_id);
     END IF;
@@ -243,9 +244,12 @@ BEGIN
     FROM unnest(product_ids, quantities, prices) AS line(product_id, quantity, price);
 
     new_outbox_id := nextval('outbox_id_seq');
-    -- a statement of its own, so its snapshot is taken after the nextval above
-    INSERT INTO outbox (id, topic, payload, created_at, horizon)
-    VALUES (new_outbox_id, event_topic, event, at, pg_snapshot_xmax(pg_current_snapshot()));
+    BEGIN  -- the subtransaction that gives the row its xmin (see the top of this file)
+        INSERT INTO outbox (id, topic, payload, created_at)
+        VALUES (new_outbox_id, event_topic, event, at);
+    EXCEPTION WHEN OTHERS THEN
+        RAISE;
+    END;
     IF key_value IS NOT NULL THEN
         PERFORM store_token(key_scope, key_value, token_prefix, new_outbox_id);
     END IF;
