@@ -92,12 +92,15 @@ x-env: &env
   RELAY_WATCH: ${{RELAY_WATCH:-true}}
   COMMAND_API_KEYS: ${{COMMAND_API_KEYS:-}}
   CORS_ALLOWED_ORIGINS: ${{CORS_ALLOWED_ORIGINS:-}}
-  # the gateways' edge server (infra/local/edge): deadlines and limits for slow clients
+  IDEMPOTENCY_TTL_SECONDS: ${{IDEMPOTENCY_TTL_SECONDS:-86400}}
+  # the gateways' edge server (infra/local/edge): deadlines and limits for slow clients, and
+  # threads for the queries that wait for a consistency token
   REQUEST_HEADER_TIMEOUT_SECONDS: ${{REQUEST_HEADER_TIMEOUT_SECONDS:-10}}
   REQUEST_BODY_TIMEOUT_SECONDS: ${{REQUEST_BODY_TIMEOUT_SECONDS:-10}}
   KEEP_ALIVE_SECONDS: ${{KEEP_ALIVE_SECONDS:-5}}
   MAX_URL_BYTES: ${{MAX_URL_BYTES:-8192}}
   MAX_HEADER_BYTES: ${{MAX_HEADER_BYTES:-16384}}
+  EDGE_WAITING_THREADS: ${{EDGE_WAITING_THREADS:-256}}
 
 # slim images have no curl
 x-function-healthcheck: &function-healthcheck

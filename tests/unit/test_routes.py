@@ -13,7 +13,7 @@ from infra.functions import FUNCTIONS
 from infra.local.gateway import Gateway
 from shopcore import errors, openapi
 from shopcore.openapi import routes
-from shopcore.read import query_api
+from shopcore.read import consistency, query_api
 
 APIS = (routes.COMMAND, routes.QUERY)
 OPERATIONS = {"get", "put", "post", "delete", "options", "head", "patch", "trace"}
@@ -90,6 +90,39 @@ def test_the_local_gateway_admits_every_declared_route_to_its_function(api):
         found = gateway.route(route.path)
         assert found is not None and found.app is gateway.routes[0].app
         assert gateway.admit(route.method, route.path, json_body) is None
+
+
+def takes_consistency_token(api: str, route: routes.Route) -> bool:
+    """Whether the document lists the X-Consistency-Token request header for the route."""
+    document = openapi.document(api)
+    parameters = document["paths"][route.path][route.method.lower()].get("parameters", [])
+    for parameter in parameters:
+        if "$ref" in parameter:
+            parameter = document["components"]["parameters"][parameter["$ref"].split("/")[-1]]
+        if parameter["in"] == "header" and parameter["name"] == consistency.TOKEN_HEADER:
+            return True
+    return False
+
+
+@pytest.mark.parametrize("api", APIS)
+def test_the_local_gateway_lets_every_documented_token_query_wait(api):
+    """A request that may wait for a consistency token must run on a thread of its own at the
+    edge (infra/local/edge/connection.py), not on the event loop or a serving thread: every
+    route whose document takes the token, when the request carries it. (Others on the query
+    port may go there too: they answer at once.) Without the header, or on the command port,
+    none does."""
+    gateway = Gateway(api)
+    with_token = {consistency.TOKEN_HEADER.lower().encode(): "c1.7"}.get
+    without = {}.get
+    documented = [r for r in routes.api_routes(api) if takes_consistency_token(api, r)]
+    assert bool(documented) is (api == routes.QUERY)
+    for route in documented:
+        assert gateway.may_wait(route.method, sample(route.path), with_token), route
+    for route in routes.api_routes(api):
+        path = sample(route.path)
+        assert not gateway.may_wait(route.method, path, without), route
+        if api == routes.COMMAND:
+            assert not gateway.may_wait(route.method, path, with_token), route
 
 
 def covers(key: str, path: str) -> bool:
