@@ -64,7 +64,9 @@ class Edge:
     then costs no hand-off between threads, and it still runs only once it has fully
     arrived, so slow clients hold nothing; while it runs, the loop reads nothing else.
     Requests the app says may wait run on threads of their own (`waiting`, started on first
-    use), so a sleeping request holds neither the loop nor a serving thread."""
+    use), so a sleeping request holds neither the loop nor a serving thread. While every one
+    of those threads is taken, a request that may wait is answered 503 with Retry-After at
+    once: queued behind sleepers it would wait longer than it asked (Prefer: wait)."""
 
     app: wsgi.WSGIApp
     admit: Admit | None
@@ -74,6 +76,7 @@ class Edge:
     connections: set[Connection] = field(default_factory=set)
     may_wait: MayWait | None = None
     waiting: ServingThreads | None = None
+    waiting_taken: int = 0  # requests on `waiting` now (counted on the loop's thread)
 
     def threads_for(self, request: wsgi.Request) -> ServingThreads | None:
         """Where `request` runs: a thread of `waiting`, a serving thread, or (None) here."""
@@ -131,6 +134,7 @@ _REASONS = {
     415: "Unsupported Media Type",
     431: "Request Header Fields Too Large",
     500: "Internal Server Error",
+    503: "Service Unavailable",
 }
 
 
@@ -295,8 +299,15 @@ class Connection(asyncio.Protocol):
             if threads is None:
                 self._answered(request, _run(self.edge.app, env, request))
                 continue
+            finish = functools.partial(self._finished, request)
+            if threads is self.edge.waiting:
+                if self.edge.waiting_taken >= self.limits.waiting_threads:
+                    self._answered(request, error_answer(_all_waiting(self.limits), closing=False))
+                    continue
+                self.edge.waiting_taken += 1
+                finish = functools.partial(self._finished_waiting, request)
             self.busy = True
-            threads.submit(env, functools.partial(self._finished, request))
+            threads.submit(env, finish)
         if len(self.ready) >= MAX_QUEUED_REQUESTS and self.reading and self.transport:
             self.reading = False
             self.transport.pause_reading()
@@ -309,6 +320,12 @@ class Connection(asyncio.Protocol):
             answer = _failed(request, error)
         self._answered(request, answer)
         self._next()
+
+    def _finished_waiting(
+        self, request: wsgi.Request, answer: wsgi.Answer | None, error: BaseException | None
+    ) -> None:
+        self.edge.waiting_taken -= 1
+        self._finished(request, answer, error)
 
     def _answered(self, request: wsgi.Request, answer: wsgi.Answer) -> None:
         if self.transport is None:
@@ -431,6 +448,19 @@ def _failed(request: wsgi.Request, error: BaseException | None = None) -> wsgi.A
 
 def _nothing() -> None:
     pass
+
+
+# When a request that may wait finds every waiting thread taken: try again in this many seconds.
+ALL_WAITING_RETRY_AFTER_SECONDS = 1
+
+
+def _all_waiting(limits: Limits) -> errors.ShopError:
+    return errors.RetryLater(
+        503,
+        f"{limits.waiting_threads} requests are already waiting here (EDGE_WAITING_THREADS);"
+        " retry later",
+        retry_after=ALL_WAITING_RETRY_AFTER_SECONDS,
+    )
 
 
 def _headers_too_large(limits: Limits) -> errors.ShopError:
