@@ -24,7 +24,8 @@ class Limits:
     max_body_bytes: int = 64 * 1024  # more: 413 (MAX_BODY_BYTES, shared with the functions)
     # Threads per worker process for requests the app says may wait (a query with a
     # consistency token): they sleep, so they must not hold the loop or the serving threads.
-    # More concurrent waiters than this queue for a thread.
+    # While every one is taken, another such request is answered 503 with Retry-After at once:
+    # queued behind sleeping ones, it would wait longer than its Prefer: wait asked.
     waiting_threads: int = 256
 
     @classmethod
