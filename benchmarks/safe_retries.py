@@ -444,6 +444,78 @@ def housekeeping_part(system: LocalSystem, pool: list[int], pairs: int,
     return found
 
 
+# --- the summary ----------------------------------------------------------------------------
+
+KEY_TABLE = """
+SELECT n_tup_ins, n_tup_upd, n_tup_hot_upd, n_tup_del, n_live_tup, n_dead_tup,
+       autovacuum_count, pg_total_relation_size(relid)
+FROM pg_stat_user_tables WHERE relname = 'idempotency_keys'
+"""
+
+
+def key_table(system: LocalSystem) -> dict[str, int]:
+    """What the write database's statistics say about idempotency_keys."""
+    names = ("inserted", "updated", "hotUpdated", "deleted", "live", "dead", "autovacuums",
+             "bytes")  # fmt: skip
+    with psycopg.connect(system.stack.database_url, autocommit=True) as conn:
+        row = db.one(conn.execute(KEY_TABLE).fetchone())
+    return dict(zip(names, map(int, row), strict=True))
+
+
+def _pairs(runs: list[dict[str, Any]], a: str, b: str) -> list[tuple[dict[str, Any], ...]]:
+    by_pair: dict[Any, dict[str, dict[str, Any]]] = {}
+    for run in runs:
+        by_pair.setdefault(run["pair"], {})[run["variant"]] = run
+    return [(v[a], v[b]) for v in by_pair.values() if a in v and b in v]
+
+
+def _ratio(x: float | None, y: float | None) -> float | None:
+    return round(x / y, 3) if x is not None and y else None
+
+
+def summarize(document: dict[str, Any]) -> list[str]:
+    """Per-pair ratios (B / A, within each pair) and their medians, as lines of text."""
+    lines: list[str] = []
+
+    def compare(title: str, runs: list[dict[str, Any]], a: str, b: str,
+                figures: dict[str, Callable[[dict[str, Any]], float | None]]) -> None:  # fmt: skip
+        pairs = _pairs(runs, a, b)
+        if not pairs:
+            return
+        lines.append(f"{title}: {b} / {a}, per pair (median)")
+        for name, get in figures.items():
+            ratios = [_ratio(get(y), get(x)) for x, y in pairs]
+            values = ", ".join(f"{get(x)} -> {get(y)}" for x, y in pairs)
+            lines.append(f"  {name:24s} {ratios} ({stats.median(ratios)}); {values}")
+
+    orders: dict[str, Callable[[dict[str, Any]], float | None]] = {
+        "orders/s": lambda r: r["perSecond"],
+        "p50 ms": lambda r: r["p50Ms"],
+        "p99 ms": lambda r: r["p99Ms"],
+        "command API us/order": lambda r: r["cpuUsPerOrder"]["commandApi"],
+        "postgres us/order": lambda r: r["cpuUsPerOrder"]["postgres"],
+    }
+    if "keys" in document:
+        runs = document["keys"]["runs"]
+        compare("Idempotency-Key", [r for r in runs if isinstance(r["pair"], int)],
+                "none", "unique", orders)  # fmt: skip
+        compare("replays", [r for r in runs if not isinstance(r["pair"], int)],
+                "unique", "replay", orders)  # fmt: skip
+    if "tokens" in document:
+        compare("token-waiting GETs", document["tokens"]["runs"], "none", "token", {
+            "GET p50 ms": lambda r: r["getMs"]["p50"],
+            "GET p90 ms": lambda r: r["getMs"]["p90"],
+            "GET p99 ms": lambda r: r["getMs"]["p99"],
+            "ingest orders/s": lambda r: r["ingest"]["perSecond"],
+        })  # fmt: skip
+    if "housekeeping" in document:
+        compare("expired-key cleanup", document["housekeeping"]["runs"], "idle", "cleanup", {
+            **orders,
+            "orders/s in its window": lambda r: r.get("ordersPerSecondInWindow"),
+        })  # fmt: skip
+    return lines
+
+
 # --- the whole run ------------------------------------------------------------------------
 
 
@@ -458,7 +530,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--abandoned", type=int, default=300)
     parser.add_argument("--only", default="keys,tokens,housekeeping,waiters")
     parser.add_argument("--out", type=Path)
+    parser.add_argument("--summarize", type=Path, help="print the ratios of a JSON document")
     args = parser.parse_args(argv)
+    if args.summarize:
+        print("\n".join(summarize(json.loads(args.summarize.read_text()))))
+        return 0
     parts = set(args.only.split(","))
     out = args.out or Path("bench-results") / f"safe-retries-{datetime.now(UTC):%Y%m%dT%H%M%S}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -481,6 +557,7 @@ def main(argv: list[str] | None = None) -> int:
             say(f"system up, {len(pool)} products")
             if "keys" in parts:
                 document["keys"] = keys_part(system, pool, args.pairs, args.orders)
+                document["keys"]["keyTable"] = key_table(system)
                 save()
             if "tokens" in parts:
                 document["tokens"] = tokens_part(
@@ -506,6 +583,7 @@ def main(argv: list[str] | None = None) -> int:
             )  # fmt: skip
     document["ended"] = datetime.now(UTC).isoformat()
     save()
+    print("\n".join(summarize(document)))
     say(f"written {out}")
     return 0 if document.get("exact", True) else 1
 
