@@ -23,21 +23,6 @@ class LambdaContext(Protocol):
     def get_remaining_time_in_millis(self) -> int: ...
 
 
-# Kept for answering after a wait ends (the query, the answer): a request that would wait past
-# its Lambda's time (and API Gateway's 30 s) waits this much less.
-ANSWER_MARGIN_SECONDS = 2.0
-
-
-def seconds_left(environ: dict[str, Any]) -> float | None:
-    """How long a request served through `http_handler` may still wait before it must answer
-    (None elsewhere: no platform deadline is known)."""
-    context = environ.get("apig_wsgi.context")
-    if context is None or not hasattr(context, "get_remaining_time_in_millis"):
-        return None
-    remaining_ms: int = context.get_remaining_time_in_millis()
-    return max(0.0, remaining_ms / 1000 - ANSWER_MARGIN_SECONDS)
-
-
 def http_handler(target: str, here: str) -> LambdaHandler:
     """API Gateway v2 events -> functions-framework's app for `target`, the main.py beside
     `here` (a handler's `__file__`): built once per cold start, reused while warm."""

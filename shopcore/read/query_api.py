@@ -18,7 +18,7 @@ from werkzeug.routing import Map, Rule
 from shopcore import errors
 from shopcore.events.model import MAX_ID as MAX_BIGINT
 from shopcore.openapi import routes
-from shopcore.platform import aws_lambda, jsonio
+from shopcore.platform import http, jsonio
 from shopcore.read import consistency, queries
 
 # Path parameters that may hold a slash (a category name may): matched up to the path's fixed
@@ -126,6 +126,6 @@ def dispatch(request: flask.Request) -> tuple[int, dict[str, Any], dict[str, str
     reflects = consistency.read_after(
         request.headers.get(consistency.TOKEN_HEADER),
         request.headers.get("Prefer"),
-        aws_lambda.seconds_left(request.environ),
+        http.seconds_left(request),
     )
     return 200, HANDLERS[endpoint](request, args), {consistency.TOKEN_HEADER: reflects}
