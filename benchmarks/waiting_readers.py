@@ -1,26 +1,26 @@
 """How many readers waiting on a consistency token one query process holds (issue 11).
 
-A GET with `X-Consistency-Token` for an event that is not projected yet sleeps in the query
-process until the projector announces it (shopcore/read/consistency.py); the edge runs such a
-request on a thread of its own, at most EDGE_WAITING_THREADS (256) per worker process, and
-queues the rest (infra/local/edge/connection.py). For each count N, on a system whose query
-port has one worker (QUERY_WORKERS=1):
+A GET with `X-Consistency-Token` for a write whose event is not projected yet sleeps in the
+query process until the projector announces it (shopcore/read/consistency.py); the edge runs
+such a request on a thread of its own, at most EDGE_WAITING_THREADS (256) per worker process,
+and answers any more 503 with Retry-After at once (infra/local/edge/connection.py). For each
+count N, on a system whose query port has one worker (QUERY_WORKERS=1):
 
 1. N GETs of a new customer's lifetime value, each on a connection of its own, carry the token
    of the next outbox id (nothing has it yet) with `Prefer: wait=30`;
-2. while they wait: the worker's RSS, threads and CPU; the read database's committed
-   transactions per second (`pg_stat_database.xact_commit`: every query of the analytics role
-   is one autocommit transaction), less the idle rate; an ordinary GET's latency (sequential,
-   keep-alive) and that of one GET whose token is already projected (it needs a waiting
-   thread too);
+2. while they wait: the worker's RSS, threads and CPU; the committed transactions per second
+   of the read database and of the write database (`pg_stat_database.xact_commit`: each query
+   of the analytics role's pools is one autocommit transaction; the watch asks both sides),
+   less their idle rates; an ordinary GET's latency (sequential, keep-alive) and that of one
+   GET whose token is long covered (it needs a waiting thread too);
 3. one order for that customer is placed (its token must be the one the readers hold), and
    each reader's answer is checked: 200 with orderCount 1, and how long after the 201.
 
 Postgres publishes a backend's counters up to 10 s after its transactions (PGSTAT_IDLE_
 INTERVAL), so each count is read 11 s after the activity it covers, and no probe runs inside
-a counted window. Then two checks of what the wait bound means: N readers whose event never
+a counted window. Then two checks of what the wait bound means: N readers whose write never
 comes, with `Prefer: wait=5` (when does each get its 503?), and readers that hang up at once
-(do their waits still hold the threads?).
+(do their waits still hold the threads, and for how long are other token GETs refused?).
 """
 
 from __future__ import annotations
@@ -172,22 +172,37 @@ def query_worker(system: LocalSystem) -> tuple[int, int]:
     return parent, children[0]
 
 
+Count = tuple[float, dict[str, int]]  # (time.monotonic(), {database: xact_commit})
+
+
 class Transactions:
-    """Committed transactions of one database, as pg_stat_database publishes them (read from
-    the `postgres` database, so reading them counts nowhere)."""
+    """Committed transactions of the sandbox's databases, as pg_stat_database publishes them
+    (read from the `postgres` database, so reading them counts nowhere)."""
 
-    def __init__(self, database: str) -> None:
-        self.database = database
+    def __init__(self, databases: dict[str, str]) -> None:
+        self.databases = databases  # {"read": name, "write": name}
         self.conn = psycopg.connect(PG_SERVER, autocommit=True)
+        self.idle = {name: 0.0 for name in databases}
 
-    def now(self) -> tuple[float, int]:
-        return time.monotonic(), int(
-            db.one(self.conn.execute(XACT_COMMIT, (self.database,)).fetchone())[0]
-        )
+    def now(self) -> Count:
+        counts = {
+            name: int(db.one(self.conn.execute(XACT_COMMIT, (database,)).fetchone())[0])
+            for name, database in self.databases.items()
+        }
+        return time.monotonic(), counts
 
     @staticmethod
-    def rate(a: tuple[float, int], b: tuple[float, int]) -> float:
-        return (b[1] - a[1]) / (b[0] - a[0])
+    def rates(a: Count, b: Count) -> dict[str, float]:
+        return {name: (b[1][name] - a[1][name]) / (b[0] - a[0]) for name in a[1]}
+
+    def beyond_idle(self, a: Count, b: Count) -> dict[str, int]:
+        """Transactions between two counts beyond what the idle rates account for."""
+        return {
+            name: round(b[1][name] - a[1][name] - self.idle[name] * (b[0] - a[0])) for name in a[1]
+        }
+
+    def rates_beyond_idle(self, a: Count, b: Count) -> dict[str, float]:
+        return {name: round(rate - self.idle[name], 2) for name, rate in self.rates(a, b).items()}
 
 
 def _sleep_until(moment: float) -> None:
@@ -207,9 +222,10 @@ class Bench:
         self.system, self.pool = system, pool
         self.customer = customer_base
         self.parent, self.worker = query_worker(system)
-        self.transactions = Transactions(system.stack.read_db)
+        self.transactions = Transactions(
+            {"read": system.stack.read_db, "write": system.stack.write_db}
+        )
         self.session = requests.Session()
-        self.idle_rate = 0.0
 
     def next_customer(self) -> int:
         self.customer += 1
@@ -220,14 +236,14 @@ class Bench:
             return int(db.one(conn.execute(NEXT_OUTBOX_ID).fetchone())[0])
 
     def idle(self, seconds: float = 10.0) -> dict[str, Any]:
-        """The read database's transactions/s with nobody waiting (after STATS_DELAY)."""
+        """The databases' transactions/s with nobody waiting (after STATS_DELAY)."""
         time.sleep(STATS_DELAY)
         a = self.transactions.now()
         time.sleep(seconds)
         b = self.transactions.now()
-        self.idle_rate = Transactions.rate(a, b)
+        self.transactions.idle = Transactions.rates(a, b)
         return {
-            "readDbTransactionsPerSecond": round(self.idle_rate, 2),
+            "transactionsPerSecond": {k: round(v, 2) for k, v in self.transactions.idle.items()},
             "worker": status_of(self.worker),
             "parent": status_of(self.parent),
         }
@@ -256,8 +272,8 @@ class Bench:
         return {**_spread(latencies), "failed": failed}
 
     def projected_token_get(self, into: dict[str, Any]) -> threading.Thread:
-        """One GET whose token (outbox id 1, the first product) is long projected: it needs a
-        waiting thread too. Its latency (ms) lands in `into` when it is answered."""
+        """One GET whose token (outbox id 1, the first product) is long covered: it runs on a
+        waiting thread too. Its status and latency (ms) land in `into` when it is answered."""
 
         def run() -> None:
             url = f"{self.system.query_url}/api/analytics/products/{self.pool[0]}/sales"
@@ -319,7 +335,8 @@ class Bench:
         _sleep_until(accepted + STATS_DELAY)
         c = self.transactions.now()
         correct = 0
-        after: list[float] = []
+        after: list[float] = []  # the 200s, ms after the order's 201
+        early: list[float] = []  # answered before the order, ms after being sent
         statuses: Counter[str] = Counter()
         for answer in answers:
             statuses[str(answer.status or answer.error)] += 1
@@ -327,7 +344,9 @@ class Bench:
                 body = jsonio.loads(answer.body)
                 if body.get("customerId") == customer and body.get("orderCount") == 1:
                     correct += 1
-            if answer.at is not None:
+            if answer.at is not None and answer.at < accepted:
+                early.append((answer.at - answer.sent) * 1000)
+            elif answer.status == 200 and answer.at is not None:
                 after.append((answer.at - accepted) * 1000)
         return {
             "readers": count,
@@ -336,19 +355,20 @@ class Bench:
             "answered": sum(1 for a_ in answers if a_.status is not None),
             "correct": correct,
             "statuses": dict(statuses),
-            "answeredAfterOrderMs": _spread(after),
+            "okAfterOrderMs": _spread(after),
+            "answeredBeforeOrderMs": _spread(early),
             "worker": {
                 "rssMiBMax": max((m["rssMiB"] for m in memory), default=None),
                 "threadsMax": max((m["threads"] for m in memory), default=None),
                 "coresWhileWaiting": round((cpu_b - cpu_a) / (b[0] - a[0]), 4),
             },
-            "readDb": {
-                # fill: the readers' own checks as they register (and the probes', ~150)
-                "fillAndProbeTransactions": round(
-                    a[1] - before[1] - self.idle_rate * (a[0] - before[0])
-                ),
-                "whileWaitingPerSecond": round(Transactions.rate(a, b) - self.idle_rate, 2),
-                "wakeTransactions": round(c[1] - b[1] - self.idle_rate * (c[0] - b[0])),
+            "transactions": {
+                # fill: the readers' own checks as they register, and the probes' queries
+                # (one per ordinary GET; the long-covered token needs none)
+                "fillAndProbes": self.transactions.beyond_idle(before, a),
+                "whileWaitingPerSecond": self.transactions.rates_beyond_idle(a, b),
+                # the projector's batch, the watch's checks, each reader's query
+                "wake": self.transactions.beyond_idle(b, c),
             },
             "ordinaryGetMs": ordinary,
             "projectedTokenGet": projected,
@@ -378,23 +398,29 @@ class Bench:
         }  # fmt: skip
 
     def abandoned(self, count: int) -> dict[str, Any]:
-        """`count` readers ask to wait 30 s for an event that never comes and hang up at
-        once; then a GET whose token is already projected, and an ordinary GET."""
+        """`count` readers ask to wait 30 s for a write that never comes and hang up at once;
+        then GETs whose token is long covered, one every 0.5 s, until one is answered 200."""
         token = tokens.issue(self.next_outbox_id() + 1_000_000)
         path = f"/api/analytics/customers/{self.next_customer()}/lifetime-value"
         Readers(
             self.system.query_url, path,
             {"X-Consistency-Token": token, "Prefer": WAIT_HEADER}, count, hang_up=True,
         ).start().join(30)  # fmt: skip
-        time.sleep(1.0)
-        projected: dict[str, Any] = {}
-        started = time.monotonic()
-        self.projected_token_get(projected).join(50)
+        hung_up = time.monotonic()
+        ordinary = self.ordinary_gets(1.0)
+        tries: Counter[str] = Counter()
+        while time.monotonic() < hung_up + 45:
+            probe: dict[str, Any] = {}
+            self.projected_token_get(probe).join(50)
+            tries[str(probe.get("status"))] += 1
+            if probe.get("status") == 200:
+                break
+            time.sleep(0.5)
         return {
             "readersHungUp": count,
-            "projectedTokenGet": projected,
-            "ordinaryGetMs": self.ordinary_gets(2.0),
-            "secondsFromHangUp": round(time.monotonic() - started, 1),
+            "ordinaryGetMs": ordinary,
+            "coveredTokenGets": dict(tries),
+            "secondsUntilCoveredTokenGetAnswered200": round(time.monotonic() - hung_up, 1),
         }
 
 
