@@ -1,5 +1,6 @@
-"""Fault injection against a local system: kill its processes, cut its broker connections,
-terminate or refuse its database sessions, restart its broker. Loopback only.
+"""Fault injection against a local system: kill its processes (a command API worker among
+them, answers lost mid-request), cut its broker connections, terminate or refuse its database
+sessions, restart its broker. Loopback only.
 
 Each fault hits only what the system under test owns: its processes, its vhost, its
 databases. The machine's broker is shared, so the broker restart takes the node to restart:
@@ -19,6 +20,34 @@ from infra.harness.sandbox import rabbitmqctl
 
 def kill(pid: int, sig: signal.Signals = signal.SIGKILL) -> None:
     os.kill(pid, sig)
+
+
+def children(pid: int) -> list[int]:
+    """The processes whose parent is `pid` (from /proc: Linux)."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as stat:
+                # pid (comm) state ppid ...: comm may hold spaces and parentheses
+                fields = stat.read().rpartition(")")[2].split()
+        except OSError:
+            continue  # gone meanwhile
+        if int(fields[1]) == pid:
+            found.append(int(entry))
+    return sorted(found)
+
+
+def kill_a_worker(server_pid: int) -> int:
+    """SIGKILL one worker process of the HTTP server `server_pid` (infra/local/edge: the
+    parent keeps the listening socket and respawns the worker): the requests that worker was
+    serving get no answer, whether or not their writes committed. Returns the worker's pid."""
+    workers = children(server_pid)
+    if not workers:
+        raise LookupError(f"process {server_pid} has no worker")
+    kill(workers[0])
+    return workers[0]
 
 
 def close_broker_connections(vhost: str, node: str | None = None) -> None:

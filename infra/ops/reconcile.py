@@ -6,15 +6,21 @@ models.
 Per product, per category, per customer and per hour, from `orders` and `order_items`; and
 every outbox event against `processed_events`. Run it when the pipeline is idle (sync-status
 pendingEvents 0): events still in flight show up as differences.
+
+`exactly_once` is the client's half, for the harness: given every order a client meant to
+place with an Idempotency-Key and the answer it ended with, it checks the write database holds
+each placed order exactly once, as sent, and nothing else for those customers.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Iterable
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any
+from typing import Any, Protocol
 
 import psycopg
 
@@ -94,6 +100,200 @@ def _show(model: str, values: tuple | None) -> str:
     if values is None:
         return "nothing"
     return "{" + ", ".join(f"{c}={v}" for c, v in zip(COLUMNS[model], values, strict=True)) + "}"
+
+
+# --- exactly once: what a client with Idempotency-Keys was told against what was written ------
+
+ORDERS_ROUTE = "POST /api/orders"
+KEYS = """
+    SELECT key, route, status, answer->>'orderId' FROM idempotency_keys
+    WHERE scope = %s AND key = ANY(%s)
+"""
+ORDERS_OF = "SELECT id, customer_id, total FROM orders WHERE customer_id = ANY(%s)"
+ITEMS_OF = """
+    SELECT i.order_id, i.product_id, i.quantity, i.price FROM order_items i
+    JOIN orders o ON o.id = i.order_id WHERE o.customer_id = ANY(%s)
+"""
+STOCK_OF = "SELECT id, stock FROM products WHERE id = ANY(%s)"
+
+
+class KeyedOrder(Protocol):
+    """An order a client meant to place (infra/harness/load.py's Intent): its key, the body it
+    sent with it every time, and the definitive answer (None: it never got one)."""
+
+    key: str
+    body: dict[str, Any]
+    status: int | None
+    order_id: int | None
+
+
+@dataclass
+class ExactlyOnce:
+    intended: int = 0
+    placed: int = 0  # answered 201, and in the write database once, as sent
+    refused: int = 0  # answered another 4xx, and nothing stored under its key
+    unresolved: int = 0  # no definitive answer
+    duplicates: int = 0  # orders of the client's customers that none of its keys accounts for
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    def report(self) -> dict[str, Any]:
+        return {
+            "ordersIntended": self.intended,
+            "placedExactlyOnce": self.placed,
+            "refused": self.refused,
+            "unresolved": self.unresolved,
+            "duplicates": self.duplicates,
+            "problems": len(self.problems),
+            "problemSample": self.problems[:10],
+        }
+
+
+Lines = dict[int, tuple[int, Decimal]]  # product -> (quantity, revenue) of one order
+
+
+@dataclass
+class _Written:
+    keys: dict[str, tuple[str, int, int | None]]  # key -> (route, status, answered orderId)
+    orders: dict[int, tuple[int, Decimal]]  # order id -> (customer, total)
+    lines: dict[int, Lines]
+    stock: dict[int, int]
+
+
+def exactly_once(
+    write_url: str,
+    orders: Iterable[KeyedOrder],
+    *,
+    stock: Mapping[int, int] | None = None,
+    scope: str = "",
+) -> ExactlyOnce:
+    """Check each intended order against the write database. A key answered 201 is stored
+    once, with that orderId, and the order is there with the customer, lines and total sent; a
+    key refused (another 4xx) stored nothing; every order of the client's customers is one its
+    keys account for (so the number of orders written equals the number of keys placed: no
+    duplicate); and with `stock` (each product's stock before the client began), every
+    product's stock went down once per placed order. The customers must be the client's own:
+    any other order of theirs counts as a duplicate. `scope`: the keys' scope ('' without API
+    keys)."""
+    intents = list(orders)
+    customers = sorted({int(i.body["customerId"]) for i in intents})
+    written = _read_written(write_url, [i.key for i in intents], customers, scope, stock or {})
+    result = ExactlyOnce(intended=len(intents))
+    accounted: Counter[int] = Counter()
+    for intent in intents:
+        accounted.update(_check_intent(intent, written, result))
+    for order_id, times in sorted(accounted.items()):
+        if times > 1:
+            result.problems.append(f"order {order_id}: answered to {times} keys")
+    strays = sorted(set(written.orders) - set(accounted))
+    result.duplicates = len(strays)
+    for order_id in strays:
+        customer, total = written.orders[order_id]
+        result.problems.append(
+            f"order {order_id} (customer {customer}, total {total}): no key of the client "
+            "accounts for it (a duplicate)"
+        )
+    if len(written.orders) != len(accounted):
+        result.problems.append(
+            f"{len(written.orders)} orders written for the client's customers, "
+            f"{len(accounted)} keys placed"
+        )
+    if stock:
+        result.problems.extend(_stock_problems(intents, written, stock))
+    return result
+
+
+def _read_written(
+    write_url: str, keys: list[str], customers: list[int], scope: str, stock: Mapping[int, int]
+) -> _Written:
+    lines: dict[int, Lines] = defaultdict(dict)
+    with psycopg.connect(write_url) as conn:
+        conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ  # one snapshot for all
+        stored = {
+            key: (route, status, None if order is None else int(order))
+            for key, route, status, order in conn.execute(KEYS, (scope, keys))
+        }
+        orders = {row[0]: (row[1], row[2]) for row in conn.execute(ORDERS_OF, (customers,))}
+        for order_id, product, quantity, price in conn.execute(ITEMS_OF, (customers,)):
+            had_quantity, had_revenue = lines[order_id].get(product, (0, Decimal(0)))
+            lines[order_id][product] = (had_quantity + quantity, had_revenue + quantity * price)
+        stocks: dict[int, int] = dict(conn.execute(STOCK_OF, (list(stock),)).fetchall())
+    return _Written(stored, orders, dict(lines), stocks)
+
+
+def _sent_lines(body: Mapping[str, Any]) -> Lines:
+    lines: Lines = {}
+    for item in body["items"]:
+        quantity, revenue = lines.get(item["productId"], (0, Decimal(0)))
+        price = Decimal(str(item["price"]))
+        lines[item["productId"]] = (quantity + item["quantity"], revenue + item["quantity"] * price)
+    return lines
+
+
+def _check_intent(intent: KeyedOrder, written: _Written, result: ExactlyOnce) -> list[int]:
+    """Count `intent` in `result`, note its problems; the order ids its key accounts for."""
+    stored = written.keys.get(intent.key)
+    if intent.status is None:
+        result.unresolved += 1
+        result.problems.append(f"key {intent.key}: no definitive answer")
+        return [] if stored is None or stored[2] is None else [stored[2]]
+    if intent.status != 201:
+        result.refused += 1
+        if stored is not None:
+            result.problems.append(f"key {intent.key}: answered {intent.status}, yet stored")
+        return []
+    if stored is None:
+        result.problems.append(f"key {intent.key}: answered 201, not stored")
+        return []
+    route, status, order_id = stored
+    if order_id is None or (route, status, order_id) != (ORDERS_ROUTE, 201, intent.order_id):
+        result.problems.append(
+            f"key {intent.key}: answered orderId {intent.order_id}, stored {stored}"
+        )
+        return [] if order_id is None else [order_id]
+    problem = _order_problem(intent, written)
+    if problem:
+        result.problems.append(f"key {intent.key}: order {order_id} {problem}")
+    else:
+        result.placed += 1
+    return [order_id]
+
+
+def _order_problem(intent: KeyedOrder, written: _Written) -> str | None:
+    """What is wrong with the order the key answered (None: it is as sent)."""
+    assert intent.order_id is not None
+    if intent.order_id not in written.orders:
+        return "is not in the write database (or is another customer's)"
+    customer, total = written.orders[intent.order_id]
+    sent = _sent_lines(intent.body)
+    expected_total = sum((revenue for _, revenue in sent.values()), Decimal(0))
+    if customer != intent.body["customerId"]:
+        return f"belongs to customer {customer}, sent for {intent.body['customerId']}"
+    if written.lines.get(intent.order_id) != sent or total != expected_total:
+        return (
+            f"holds {written.lines.get(intent.order_id)} (total {total}), sent {sent} "
+            f"(total {expected_total})"
+        )
+    return None
+
+
+def _stock_problems(
+    intents: list[KeyedOrder], written: _Written, stock: Mapping[int, int]
+) -> list[str]:
+    taken: Counter[int] = Counter()
+    for intent in intents:
+        if intent.status == 201:
+            for item in intent.body["items"]:
+                taken[item["productId"]] += item["quantity"]
+    return [
+        f"product {product}: stock {written.stock.get(product)}, expected {before} - "
+        f"{taken[product]} ordered = {before - taken[product]}"
+        for product, before in sorted(stock.items())
+        if written.stock.get(product) != before - taken[product]
+    ]
 
 
 def main(argv: list[str] | None = None, prog: str | None = None) -> int:

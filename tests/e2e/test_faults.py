@@ -1,6 +1,12 @@
 """Nothing lost, nothing counted twice: real faults against the local emulation under a steady
 stream of orders, each ending with the reconciliation oracle showing zero drift.
 
+The orders come from clients that retry (infra/harness/load.py): each order has an
+Idempotency-Key of its own and is sent again, same body, same key, after no answer, a 5xx or a
+409 for a key in use, until a definitive answer. Every scenario ends with each order the
+clients meant placed exactly once, as sent, with stock decremented once per order
+(infra.ops.reconcile.exactly_once).
+
 The machine's Postgres and RabbitMQ are shared: a fault hits only what the test owns (its
 processes, vhost, databases). A broker restart happens on a private RabbitMQ node started
 for the test (infra/harness/private_broker.py), never on the shared one."""
@@ -27,7 +33,9 @@ from shopcore.pipeline.outbox import OutboxRow
 from tests.e2e.conftest import running_system
 from tests.support.local_system import LocalSystem
 
-RATE = 60  # orders per second
+RATE = 60  # orders per second, in total
+CLIENTS = 4  # concurrent retrying clients: several orders in doubt at each fault
+STOCK = 10_000_000  # each product's, so that no order is refused for stock
 
 
 @pytest.fixture
@@ -65,11 +73,32 @@ def products(system: LocalSystem, count: int = 5) -> list[int]:
     for i in range(count):
         r = requests.post(
             f"{system.command_url}/api/products",
-            json={"name": f"P{i}", "category": f"C{i % 2}", "price": 3, "stock": 10_000_000},
+            json={"name": f"P{i}", "category": f"C{i % 2}", "price": 3, "stock": STOCK},
         )
         assert r.status_code == 201
         ids.append(r.json()["productId"])
     return ids
+
+
+def keyed_orders(system: LocalSystem, product_ids: list[int], **options) -> OrderStream:
+    """Retrying clients with an Idempotency-Key per order (the stream's default), started."""
+    options = {"rate": RATE, "clients": CLIENTS, **options}
+    return OrderStream(system.command_url, product_ids, **options).start()
+
+
+def assert_exactly_once(system: LocalSystem, stream: OrderStream, product_ids: list[int]) -> None:
+    """After stream.stop(): every order the clients meant was answered 201 and is in the write
+    database once, as sent; nothing else was written for their customers; each product's stock
+    went down once per order."""
+    summary = stream.summary()
+    print(f"keyed clients: {summary}, answers {dict(stream.outcomes)}")  # shown with -s
+    assert summary["intended"] >= 20, summary
+    assert summary["placed"] == summary["intended"], (summary, stream.outcomes, stream.errors[:5])
+    found = reconcile.exactly_once(
+        system.stack.database_url, stream.intents, stock=dict.fromkeys(product_ids, STOCK)
+    )
+    assert found.ok, found.problems[:20]
+    assert (found.placed, found.duplicates) == (summary["intended"], 0), found.report()
 
 
 def assert_no_drift(system: LocalSystem, timeout: float = 60) -> None:
@@ -100,24 +129,28 @@ def restart_and_wait(system: LocalSystem, service: str) -> None:
 def test_killed_mid_batch_then_restarted(system, service):
     """SIGKILL three times under load: the relay republishes what it had not marked, the
     projector's unacked batch is redelivered; duplicates are absorbed."""
-    stream = OrderStream(system.command_url, products(system), rate=RATE).start()
+    product_ids = products(system)
+    stream = keyed_orders(system, product_ids)
     for _ in range(3):
         time.sleep(1.0)
         restart_and_wait(system, service)
     time.sleep(1.0)
     stream.stop()
     assert set(stream.outcomes) == {201}, (stream.outcomes, stream.errors[:5])
+    assert_exactly_once(system, stream, product_ids)
     assert_no_drift(system)
 
 
 def test_broker_connections_cut(system):
-    stream = OrderStream(system.command_url, products(system), rate=RATE).start()
+    product_ids = products(system)
+    stream = keyed_orders(system, product_ids)
     for _ in range(3):
         time.sleep(1.0)
         faults.close_broker_connections(system.stack.name, system.stack.rabbit_node)
     time.sleep(1.0)
     stream.stop()
     assert set(stream.outcomes) == {201}, (stream.outcomes, stream.errors[:5])
+    assert_exactly_once(system, stream, product_ids)
     log = system.log()
     assert "broker connection lost" in log  # the queue trigger noticed and reconnected
     assert "outbox_relay failed (HTTP 503)" in log  # the relay's invocation too
@@ -141,18 +174,23 @@ def test_broker_restart_outbox_absorbs_the_outage(tmp_path, run_stack, rabbit):
     meanwhile."""
     with running_system(tmp_path, run_stack, rabbit) as system:
         assert system.stack.rabbit_node == rabbit.node
-        stream = OrderStream(system.command_url, products(system), rate=RATE).start()
+        product_ids = products(system)
+        stream = keyed_orders(system, product_ids)
         time.sleep(1.0)
         faults.restart_broker(rabbit.node)
         time.sleep(2.0)
         stream.stop()
         assert set(stream.outcomes) == {201}, (stream.outcomes, stream.errors[:5])
+        assert_exactly_once(system, stream, product_ids)
         assert_no_drift(system, timeout=90)
         assert "broker connection lost" in system.log()  # the restart did reach the system
 
 
 def test_postgres_sessions_terminated_on_both_databases(system):
-    stream = OrderStream(system.command_url, products(system), rate=RATE).start()
+    """A session ended during a command's statement fails that attempt (503): committed or
+    not, the client's retry with its key places the order once."""
+    product_ids = products(system)
+    stream = keyed_orders(system, product_ids)
     for _ in range(3):
         time.sleep(1.0)
         faults.terminate_sessions(system.stack.database_url)
@@ -161,33 +199,67 @@ def test_postgres_sessions_terminated_on_both_databases(system):
     stream.stop()
     assert 500 not in stream.outcomes, stream.errors[:5]
     assert stream.outcomes[201] >= 0.95 * sum(stream.outcomes.values()), stream.outcomes
+    assert_exactly_once(system, stream, product_ids)
+    assert_no_drift(system)
+
+
+def test_command_api_worker_killed_mid_request(system):
+    """SIGKILL the command API's worker process three times under load (its parent respawns
+    it): what it was serving gets no answer, whether the order committed or not. The client
+    sends each again with its key: an order that was written is replayed, not written twice;
+    one that was not is placed now."""
+    product_ids = products(system)
+    stream = keyed_orders(system, product_ids, clients=8)
+    server = system.pid_of(f"command API :{system.command_port}")
+    for _ in range(3):
+        time.sleep(1.0)
+        victim = faults.kill_a_worker(server)
+        deadline = time.monotonic() + 15
+        while faults.children(server) in ([], [victim]):
+            assert time.monotonic() < deadline, "the worker was not respawned"
+            time.sleep(0.05)
+    time.sleep(1.0)
+    stream.stop()
+    assert 500 not in stream.outcomes, stream.errors[:5]
+    assert "no answer" in stream.outcomes, stream.outcomes  # the kills cut requests
+    assert_exactly_once(system, stream, product_ids)
     assert_no_drift(system)
 
 
 def test_database_outage_answers_503_json_then_recovers(system):
-    product = products(system, 1)[0]
-    order = {"customerId": 1, "items": [{"productId": product, "quantity": 1, "price": 3}]}
+    """Both databases refuse connections for a few seconds under load: the APIs answer 503
+    with a JSON error; the clients retry their orders with their keys until the pool has
+    reconnected (on psycopg_pool's backoff, grown during the outage), and each is placed
+    once."""
+    product_ids = products(system, 2)
+    stream = keyed_orders(system, product_ids)
+    # a customer of none of the clients: refused in the outage, it must leave nothing
+    probe = {
+        "customerId": 10**9,
+        "items": [{"productId": product_ids[0], "quantity": 1, "price": 3}],
+    }
+    time.sleep(0.5)
     try:
         faults.refuse_connections(system.stack.database_url)
-        r = requests.post(f"{system.command_url}/api/orders", json=order)
+        r = requests.post(f"{system.command_url}/api/orders", json=probe)
         assert r.status_code == 503
         assert "unavailable" in r.json()["error"]
         faults.refuse_connections(system.stack.read_database_url)
-        r = requests.get(f"{system.query_url}/api/analytics/products/{product}/sales")
+        r = requests.get(f"{system.query_url}/api/analytics/products/{product_ids[0]}/sales")
         assert r.status_code == 503
         assert r.json()["error"]
+        time.sleep(2.0)
+        placed_in_outage = stream.summary()["placed"]
     finally:
         faults.refuse_connections(system.stack.database_url, refuse=False)
         faults.refuse_connections(system.stack.read_database_url, refuse=False)
-    # A client retries a 503. The pool reconnects on its own backoff (psycopg_pool's, which
-    # grew during the outage), so the first retries may still be 503; within the pool's
-    # reconnect delay one is accepted, and the order is written exactly once.
-    statuses = []
     deadline = time.monotonic() + 30
-    while not statuses or statuses[-1] == 503:
-        assert time.monotonic() < deadline, statuses
-        statuses.append(requests.post(f"{system.command_url}/api/orders", json=order).status_code)
-    assert set(statuses) <= {201, 503} and statuses[-1] == 201, statuses
+    while stream.summary()["placed"] < placed_in_outage + 30:  # recovered: orders flow again
+        assert time.monotonic() < deadline, (stream.summary(), stream.outcomes)
+        time.sleep(0.1)
+    stream.stop()
+    assert 503 in stream.outcomes and 500 not in stream.outcomes, stream.outcomes
+    assert_exactly_once(system, stream, product_ids)  # the probe took no stock either
     assert_no_drift(system)
 
 
@@ -200,7 +272,8 @@ def poison(system: LocalSystem, queue: str, body: bytes, message_id: str) -> Non
 
 
 def test_poison_messages_are_parked_with_reasons_and_the_stream_continues(system):
-    stream = OrderStream(system.command_url, products(system), rate=RATE).start()
+    product_ids = products(system)
+    stream = keyed_orders(system, product_ids)
     time.sleep(0.5)
     poison(system, events.ORDER_EVENTS, b"{not json", "p-not-json")
     poison(
@@ -210,6 +283,7 @@ def test_poison_messages_are_parked_with_reasons_and_the_stream_continues(system
     time.sleep(1.0)
     stream.stop()
     assert set(stream.outcomes) == {201}
+    assert_exactly_once(system, stream, product_ids)
     assert_no_drift(system)
 
     letters = {d.id: d for d in dead_letters.list_dead_letters(system.stack.broker_url)}
@@ -229,9 +303,10 @@ def test_events_refused_during_a_misconfiguration_are_replayed_after_the_fix(sys
     admin = psycopg.connect(system.stack.read_database_url, autocommit=True)
     admin.execute("REVOKE INSERT, UPDATE ON customer_ltv_view FROM shop_projector")
     try:
-        stream = OrderStream(system.command_url, product_ids, rate=RATE).start()
+        stream = keyed_orders(system, product_ids)
         time.sleep(1.5)
         stream.stop()
+        assert_exactly_once(system, stream, product_ids)
         deadline = time.monotonic() + 30
         while len(dead_letters.list_dead_letters(system.stack.broker_url)) < len(stream.accepted):
             assert time.monotonic() < deadline, "the refused events were not all parked"
@@ -251,9 +326,11 @@ def test_events_refused_during_a_misconfiguration_are_replayed_after_the_fix(sys
 
 def test_the_same_event_three_times_and_out_of_order(system):
     """Real events from the outbox published again, three times each, newest first."""
-    stream = OrderStream(system.command_url, products(system), rate=RATE).start()
+    product_ids = products(system)
+    stream = keyed_orders(system, product_ids)
     time.sleep(1.0)
     stream.stop()
+    assert_exactly_once(system, stream, product_ids)
     assert_no_drift(system)
     with psycopg.connect(system.stack.database_url) as conn:
         rows = [
