@@ -100,9 +100,20 @@ class Verification:
         return call("POST", f"{self.command}{path}", body, headers)
 
     def read(self, path: str, token: str) -> Answer:
-        """GET an analytic once it includes the write of `token`."""
-        headers = {TOKEN: token, "Prefer": f"wait={self.wait:g}"}
-        return call("GET", f"{self.query}{path}", headers=headers)
+        """GET an analytic once it includes the write of `token`: the query API waits for it
+        (Prefer: wait). A 503 with Retry-After (the wait ran out, or no thread was free to
+        wait) is asked again after Retry-After while the seconds allowed last."""
+        deadline = time.monotonic() + self.wait
+        while True:
+            left = max(0.0, deadline - time.monotonic())
+            headers = {TOKEN: token, "Prefer": f"wait={left:.3f}"}
+            answer = call("GET", f"{self.query}{path}", headers=headers)
+            retry_after = answer.header("Retry-After")
+            if answer.status != 503 or retry_after is None or not retry_after.isdigit():
+                return answer
+            if time.monotonic() + int(retry_after) >= deadline:
+                return answer
+            time.sleep(int(retry_after))
 
     def run(self) -> None:
         for name, base in (("command", self.command), ("query", self.query)):

@@ -34,6 +34,13 @@ class QueueMessage:
         return None if value is None else str(value)
 
     @property
+    def delivery_count(self) -> int:
+        """How many times the broker has delivered this message before (a quorum queue's
+        `x-delivery-count`; 0 when absent)."""
+        count = self.header("x-delivery-count")
+        return int(count) if count and count.isascii() and count.isdigit() else 0
+
+    @property
     def outbox_id(self) -> int | None:
         """The relay's `ce-sequence` header as an outbox id; None when absent or not one.
         Checked before int() reads it: int() raises ValueError for '²' (a digit to

@@ -68,6 +68,7 @@ def project_batch(
     """Apply `messages` to the read models (by default the projector's database), parking
     those that cannot be applied with `dead_letter`."""
     outcome = BatchOutcome(received=len(messages))
+    _record_last_tries(messages, store)
     parsed: list[tuple[QueueMessage, events.Event, int | None]] = []
     rejected: list[tuple[QueueMessage, str]] = []
     for message in messages:
@@ -102,6 +103,20 @@ def project_batch(
     # recognised as duplicates, and parking is tried again.
     outcome.dead_lettered = _park_all(rejected, dead_letter, store)
     return outcome
+
+
+def _record_last_tries(messages: list[QueueMessage], store: ReadModelStore | None) -> None:
+    """A message on one of its last deliveries is recorded as parked before it is tried: if
+    this batch fails again (a message that kills its consumer), the broker parks it in the
+    dead-letter queue itself, and it must not hold back consistency tokens there either. If
+    it is applied after all, it is both recorded and projected, which readers count once."""
+    last = [
+        (m.outbox_id, f"delivered {m.delivery_count} times before; the broker parks it next")
+        for m in messages
+        if m.outbox_id is not None and m.delivery_count >= broker.DELIVERY_LIMIT - 1
+    ]
+    if last:
+        (read_models() if store is None else store).record_parked(last)
 
 
 def _park_all(

@@ -50,6 +50,15 @@ class Settings:
     cors_allowed_origins: tuple[str, ...]
     # how long an Idempotency-Key is remembered after its first success
     idempotency_ttl_seconds: int
+    # the platform's limit for one request, where it sets one in the environment (Cloud Run,
+    # functions-framework's gunicorn; docker-compose mirrors it): waits end before it
+    request_timeout_seconds: float | None
+
+
+def _positive_float(name: str) -> float | None:
+    """An optional number of seconds: unset, empty or 0 means none."""
+    value = float(os.environ.get(name) or 0)
+    return value if value > 0 else None
 
 
 def _list(name: str) -> tuple[str, ...]:
@@ -85,6 +94,7 @@ def from_environment() -> Settings:
         command_api_keys=_list("COMMAND_API_KEYS"),
         cors_allowed_origins=tuple(o.rstrip("/") for o in _list("CORS_ALLOWED_ORIGINS")),
         idempotency_ttl_seconds=_int("IDEMPOTENCY_TTL_SECONDS", 86400),
+        request_timeout_seconds=_positive_float("CLOUD_RUN_TIMEOUT_SECONDS"),
     )
 
 

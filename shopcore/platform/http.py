@@ -173,16 +173,19 @@ def require_api_key(request: flask.Request) -> str | None:
 
 
 # Kept for answering after a wait ends (the query, the answer): a request that would wait past
-# its Lambda's time (and API Gateway's 30 s) waits this much less.
+# its platform's limit (Lambda's time and API Gateway's 30 s; Cloud Run's timeout) waits this
+# much less.
 ANSWER_MARGIN_SECONDS = 2.0
 
 
 def seconds_left(request: flask.Request) -> float | None:
     """How long the request may still wait before it must answer: on AWS Lambda (behind
-    apig-wsgi, shopcore/platform/aws_lambda.py) what the invocation has left minus a margin;
-    None where the platform sets no deadline of its own."""
+    apig-wsgi, shopcore/platform/aws_lambda.py) what the invocation has left, elsewhere the
+    platform's request timeout when the environment gives one (CLOUD_RUN_TIMEOUT_SECONDS),
+    less a margin; None where no limit is known."""
     context = request.environ.get("apig_wsgi.context")
-    if context is None or not hasattr(context, "get_remaining_time_in_millis"):
-        return None
-    remaining_ms: int = context.get_remaining_time_in_millis()
-    return max(0.0, remaining_ms / 1000 - ANSWER_MARGIN_SECONDS)
+    if context is not None and hasattr(context, "get_remaining_time_in_millis"):
+        remaining_ms: int = context.get_remaining_time_in_millis()
+        return max(0.0, remaining_ms / 1000 - ANSWER_MARGIN_SECONDS)
+    limit = settings().request_timeout_seconds
+    return None if limit is None else max(0.0, limit - ANSWER_MARGIN_SECONDS)

@@ -13,14 +13,16 @@ equal sets. Ids that were taken and rolled back have no row: they are never wait
 The *watermark* is an id at or below which everything is settled for good: settled, and no
 transaction can still commit an id below it (decided from the row's xmin, migration 0005).
 Tokens at or below it are covered without a query, and counts start above it. Every 200
-answers with the token of the watermark (or of the request's own token, if newer).
+answers with the token of the highest id found covered (or the request's own, if newer): every
+later read includes what it names, as the read models only move forward.
 
 Waiting costs no polling per request. The projector announces the range of outbox ids it
 recorded on PROJECTED_CHANNEL at commit (shopcore/read/projections.py); one thread per query
 process (`ProjectionWatch`) listens, and for each announcement checks all the readers it may
 concern together: two queries, more only when a hole lies below them (a bisection over the
 readers' ids). Once a second it checks all waiting readers again (an announcement is lost when
-its connection drops) and raises the watermark.
+its connection drops) and raises the watermark; at most ten times a second an announcement
+also moves the 200s' token to the newest projected id.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from __future__ import annotations
 import logging
 import re
 import threading
+import time
 from collections.abc import Iterable
 from typing import Protocol
 
@@ -46,6 +49,9 @@ DEFAULT_WAIT_SECONDS = 5.0
 MAX_WAIT_SECONDS = 30.0
 RETRY_AFTER_SECONDS = 1
 RECHECK_SECONDS = 1.0
+# How often an announcement may also move the 200s' token forward (two queries) when no reader
+# waits: the projector may commit hundreds of times a second.
+ADVANCE_SECONDS = 0.1
 # A `Prefer: wait` value: a non-negative decimal number of seconds (float() reads any length)
 _SECONDS = re.compile(r"[0-9]+(?:\.[0-9]+)?")
 
@@ -122,7 +128,10 @@ class ProjectionWatch:
         self._checking = threading.Lock()  # one check at a time: later ones start higher
         self._waiters: dict[int, list[threading.Event]] = {}
         self._watermark = 0
+        # the highest id found covered (settled up to it when checked; not necessarily final)
+        self._reflected = 0
         self._newest = 0  # the highest outbox id announced projected
+        self._last_advance = 0.0
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
 
@@ -130,6 +139,12 @@ class ProjectionWatch:
         """An outbox id at or below which the read models include every committed write."""
         self._start()
         return self._watermark
+
+    def reflected(self) -> int:
+        """The outbox id whose token a 200 carries: the highest found covered, which every
+        later read reflects too (it only moves forward); at least the watermark."""
+        self._start()
+        return max(self._watermark, self._reflected)
 
     def wait_for(self, outbox_id: int, seconds: float) -> bool:
         """Whether the token of `outbox_id` is covered, waiting up to `seconds` for it."""
@@ -194,6 +209,7 @@ class ProjectionWatch:
         # another producer would break that, and count here as settled.
         if settled < committed:
             return False
+        self._reflected = max(self._reflected, high)
         if final:
             self._watermark = max(self._watermark, high)
         return True
@@ -249,14 +265,24 @@ class ProjectionWatch:
         with self._lock:
             # a range can complete the prefix of any reader at or above its low end
             concerned = [oid for oid in self._waiters if oid >= low]
-        if concerned:
-            self._wake(self.covered(concerned))
+        self._wake(self.covered(concerned + self._advance(ADVANCE_SECONDS)))
 
     def _recheck(self) -> None:
         with self._lock:
             concerned = list(self._waiters)
-        newest = self._newest
-        self._wake(self.covered([*concerned, *([newest] if newest > self._watermark else [])]))
+        self._wake(self.covered(concerned + self._advance(0.0)))
+
+    def _advance(self, every: float) -> list[int]:
+        """The newest projected id, to check too, so that the 200s' token follows the
+        projector: at most once per `every` seconds, and only when it is ahead."""
+        now = time.monotonic()
+        if (
+            self._newest <= max(self._watermark, self._reflected)
+            or now - self._last_advance < every
+        ):
+            return []
+        self._last_advance = now
+        return [self._newest]
 
     def _wake(self, arrived: set[int]) -> None:
         with self._lock:
@@ -303,7 +329,7 @@ def read_after(token: str | None, prefer: str | None, seconds_left: float | None
     when the wait runs out."""
     watch = runtime.current().get(WATCH)
     if token is None:
-        return tokens.issue(watch.watermark())
+        return tokens.issue(watch.reflected())
     outbox_id = tokens.parse(token)
     seconds = parse_wait(prefer)
     if seconds_left is not None:
@@ -316,4 +342,4 @@ def read_after(token: str | None, prefer: str | None, seconds_left: float | None
             retry_after=RETRY_AFTER_SECONDS,
             consistencyToken=token,
         )
-    return tokens.issue(max(outbox_id, watch.watermark()))
+    return tokens.issue(max(outbox_id, watch.reflected()))

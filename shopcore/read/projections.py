@@ -295,9 +295,11 @@ class PostgresReadModelStore:
 
     def record_parked(self, parked: list[tuple[int, str]]) -> None:
         rows = sorted(dict(parked).items())
-        db.run_in_transaction(
-            self.pool,
-            lambda uow: uow.conn.execute(
-                RECORD_PARKED, ([oid for oid, _ in rows], [why[:500] for _, why in rows])
-            ),
-        )
+        ids = [oid for oid, _ in rows]
+
+        def record(uow: db.UnitOfWork) -> None:
+            uow.conn.execute(RECORD_PARKED, (ids, [why[:500] for _, why in rows]))
+            # readers waiting above a parked event need not wait for the next recheck
+            uow.conn.execute(ANNOUNCE, (PROJECTED_CHANNEL, f"{ids[0]} {ids[-1]}"))
+
+        db.run_in_transaction(self.pool, record)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import Any
 
 import flask
@@ -98,15 +99,19 @@ def hourly_range(request: flask.Request) -> tuple[datetime, datetime]:
     return start, end
 
 
-# Each route's endpoint (shopcore/openapi/routes.py) -> its handler.
-HANDLERS: dict[str, Callable[[flask.Request, Mapping[str, Any]], dict[str, Any]]] = {
-    "product_sales": lambda r, a: queries.product_sales(parse_id(a["productId"], "productId")),
-    "category_revenue": lambda r, a: queries.category_revenue(_category(a["category"])),
-    "customer_ltv": lambda r, a: queries.customer_lifetime_value(
-        parse_id(a["customerId"], "customerId")
+# Each route's endpoint (shopcore/openapi/routes.py) -> its handler: it checks the request's
+# parameters (400s come before any wait for a consistency token) and returns the query to run.
+Query = Callable[[], dict[str, Any]]
+HANDLERS: dict[str, Callable[[flask.Request, Mapping[str, Any]], Query]] = {
+    "product_sales": lambda r, a: partial(
+        queries.product_sales, parse_id(a["productId"], "productId")
     ),
-    "hourly_sales": lambda r, a: queries.hourly_sales(*hourly_range(r)),
-    "sync_status": lambda r, a: queries.sync_status(),
+    "category_revenue": lambda r, a: partial(queries.category_revenue, _category(a["category"])),
+    "customer_ltv": lambda r, a: partial(
+        queries.customer_lifetime_value, parse_id(a["customerId"], "customerId")
+    ),
+    "hourly_sales": lambda r, a: partial(queries.hourly_sales, *hourly_range(r)),
+    "sync_status": lambda r, a: queries.sync_status,
 }
 
 
@@ -123,9 +128,10 @@ def dispatch(request: flask.Request) -> tuple[int, dict[str, Any], dict[str, str
     """Answer a query: after the read models include the write of the request's consistency
     token (if any), with the token of what the answer reflects."""
     endpoint, args = match(request.path)
+    query = HANDLERS[endpoint](request, args)
     reflects = consistency.read_after(
         request.headers.get(consistency.TOKEN_HEADER),
         request.headers.get("Prefer"),
         http.seconds_left(request),
     )
-    return 200, HANDLERS[endpoint](request, args), {consistency.TOKEN_HEADER: reflects}
+    return 200, query(), {consistency.TOKEN_HEADER: reflects}

@@ -12,6 +12,7 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from infra.local.__main__ import FUNCTION_ROLES
 from infra.ops import migrate, preflight
+from shopcore.pipeline import housekeeping
 from shopcore.platform import jsonio
 from shopcore.platform.config import settings
 from tests.support import stack as stacks
@@ -64,6 +65,27 @@ def allowed(role: str, which: str, sql: str) -> bool:
         ("shop_projector", "read", "DELETE FROM processed_events", False),
         ("shop_projector", "read", "DROP TABLE hourly_sales_view", False),
         ("shop_projector", "read", "CREATE TABLE intruder (x int)", False),
+        # idempotency keys: the commands claim them, the relay's housekeeping removes them
+        (
+            "shop_command",
+            "write",
+            "SELECT claim_idempotency_key('', 'k', 'r', '\\x00',"
+            " 201::smallint, '{}', interval '1 day', interval '1s')",
+            True,
+        ),
+        ("shop_command", "write", "DELETE FROM idempotency_keys", False),
+        ("shop_relay", "write", housekeeping.REMOVE_EXPIRED_KEYS % 10, True),
+        (
+            "shop_relay",
+            "write",
+            "INSERT INTO idempotency_keys SELECT * FROM idempotency_keys",
+            False,
+        ),
+        ("shop_analytics", "write", "SELECT count(*) FROM idempotency_keys", False),
+        # parked events: the projector records them, analytics reads them
+        ("shop_projector", "read", "INSERT INTO parked_events VALUES (0, now(), 'x')", True),
+        ("shop_analytics", "read", "SELECT count(*) FROM parked_events", True),
+        ("shop_analytics", "read", "INSERT INTO parked_events VALUES (0, now(), 'x')", False),
     ],
 )
 def test_role_privileges(role, which, sql, expected):

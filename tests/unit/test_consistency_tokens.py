@@ -382,8 +382,12 @@ def test_an_announcement_wakes_the_readers_it_covers_with_one_check_for_all(watc
     assert watch.waiting() == 0
 
 
-def test_an_announcement_asks_nothing_for_the_readers_below_its_range(watch, sides):
+def test_an_announcement_asks_nothing_for_the_readers_below_its_range(
+    watch, sides, monkeypatch
+):
+    monkeypatch.setattr(consistency, "ADVANCE_SECONDS", 3600.0)  # not moving the 200s' token
     started(watch, sides)
+    watch._last_advance = time.monotonic()
     sides.commit(8, 9, 10)
     waiter = Waiter(watch, 8)
     wait_until(lambda: watch.waiting() == 1)
@@ -445,15 +449,28 @@ def test_a_malformed_announcement_is_ignored(watch, sides, payload):
     assert waiter.join() is True
 
 
-def test_the_recheck_raises_the_watermark_without_readers(watch, sides):
+def test_an_announcement_moves_the_token_forward_without_readers(watch, sides):
     started(watch, sides)
     sides.write_and_project(8, 9, 10)
-    watch._announced("8 10")  # nobody waits: nothing is asked now
-    assert sides.questions() == 0
-    watch._recheck()
-    assert watch.watermark() == 10
+    watch._announced("8 10")  # nobody waits: only the newest id is checked, once
+    assert (watch.watermark(), watch.reflected()) == (10, 10)
+    assert sides.questions() == 2
+    watch._announced("10 10")
     watch._recheck()  # nothing newer: nothing to ask
     assert sides.questions() == 2
+
+
+def test_announcements_move_the_token_at_most_every_advance_seconds(watch, sides, monkeypatch):
+    monkeypatch.setattr(consistency, "ADVANCE_SECONDS", 3600.0)
+    started(watch, sides)
+    watch._last_advance = float("-inf")  # none yet
+    sides.write_and_project(8)
+    watch._announced("8 8")
+    sides.write_and_project(9)
+    watch._announced("9 9")  # within ADVANCE_SECONDS of the last: asks nothing
+    assert (watch.reflected(), sides.questions()) == (8, 2)
+    watch._recheck()  # the once-a-second recheck catches up
+    assert (watch.reflected(), sides.questions()) == (9, 4)
 
 
 # --- read_after: what the query API calls -------------------------------------------------------

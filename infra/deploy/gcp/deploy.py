@@ -75,6 +75,9 @@ def env_vars(function: Function) -> dict[str, str]:
         values["COMMAND_API_KEYS"] = "${COMMAND_API_KEYS:-}"
     if function.trigger == "http":
         values |= {"THREADS": str(HTTP_CONCURRENCY), "DB_POOL_MAX_SIZE": str(HTTP_CONCURRENCY)}
+        # the request timeout, for functions-framework's gunicorn and for the analytics'
+        # token waits, which end before it (shopcore/platform/http.py)
+        values["CLOUD_RUN_TIMEOUT_SECONDS"] = str(function.timeout_seconds)
     return values
 
 

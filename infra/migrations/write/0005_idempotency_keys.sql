@@ -260,4 +260,5 @@ $$;
 -- The commands claim keys (and take over expired ones); the relay's scheduled housekeeping
 -- removes expired ones. Roles as in 0002 (they exist whether or not the functions use them).
 GRANT SELECT, INSERT, UPDATE ON idempotency_keys TO shop_command;
-GRANT SELECT, DELETE ON idempotency_keys TO shop_relay;
+-- (UPDATE: the cleanup's SELECT ... FOR UPDATE SKIP LOCKED needs it; it updates nothing)
+GRANT SELECT, UPDATE, DELETE ON idempotency_keys TO shop_relay;
