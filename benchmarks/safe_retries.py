@@ -1,7 +1,8 @@
 """What safe retries and read-your-writes cost (issue 11): Idempotency-Keys, consistency
 tokens, the expired-key cleanup.
 
-    python -m benchmarks.safe_retries [--pairs 2] [--only keys,tokens,housekeeping,waiters]
+    python -m benchmarks.safe_retries [--pairs 2]
+        [--only statement,keys,tokens,housekeeping,waiters]
                                       [--out bench-results/safe-retries.json]
 
 Each part runs on the whole local system (`python -m infra.local`) in a sandbox of its own,
@@ -22,6 +23,7 @@ starts with the pipeline caught up. It prints one line per run and writes everyt
   (wrk, `total`) while shopcore.pipeline.housekeeping.remove_expired_keys runs in a loop beside
   them (keys expired) or not (keys not expired, the same table); orders/s over the run and over
   the cleanup's own window, and the cleanup's rows/s; the cleanup alone at idle once.
+- statement: the key's cost in the database alone, pgbench (benchmarks/key_statement.py).
 - waiters: benchmarks/waiting_readers.py.
 """
 
@@ -45,7 +47,7 @@ from typing import Any
 import psycopg
 import requests
 
-from benchmarks import cpu, http_load, slow_clients, stats, waiting_readers
+from benchmarks import cpu, http_load, key_statement, slow_clients, stats, waiting_readers
 from infra.harness import sandbox
 from infra.harness.local_system import LocalSystem
 from infra.ops import reconcile
@@ -486,7 +488,9 @@ def summarize(document: dict[str, Any]) -> list[str]:
         for name, get in figures.items():
             ratios = [_ratio(get(y), get(x)) for x, y in pairs]
             values = ", ".join(f"{get(x)} -> {get(y)}" for x, y in pairs)
-            lines.append(f"  {name:24s} {ratios} ({stats.median(ratios)}); {values}")
+            middle = stats.median(ratios)
+            median = None if middle is None else round(middle, 3)
+            lines.append(f"  {name:24s} {ratios} ({median}); {values}")
 
     orders: dict[str, Callable[[dict[str, Any]], float | None]] = {
         "orders/s": lambda r: r["perSecond"],
@@ -495,6 +499,10 @@ def summarize(document: dict[str, Any]) -> list[str]:
         "command API us/order": lambda r: r["cpuUsPerOrder"]["commandApi"],
         "postgres us/order": lambda r: r["cpuUsPerOrder"]["postgres"],
     }
+    if "statement" in document:
+        compare("Idempotency-Key, the statement alone (pgbench)", document["statement"]["runs"],
+                "none", "unique", {"orders/s": lambda r: r["tps"],
+                                   "latency ms": lambda r: r["latencyMs"]})  # fmt: skip
     if "keys" in document:
         runs = document["keys"]["runs"]
         compare("Idempotency-Key", [r for r in runs if isinstance(r["pair"], int)],
@@ -528,7 +536,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--waiters", default="100,250,1000,2000")
     parser.add_argument("--expiring", type=int, default=1000)
     parser.add_argument("--abandoned", type=int, default=300)
-    parser.add_argument("--only", default="keys,tokens,housekeeping,waiters")
+    parser.add_argument("--only", default="statement,keys,tokens,housekeeping,waiters")
     parser.add_argument("--out", type=Path)
     parser.add_argument("--summarize", type=Path, help="print the ratios of a JSON document")
     args = parser.parse_args(argv)
@@ -551,6 +559,11 @@ def main(argv: list[str] | None = None) -> int:
     def save() -> None:
         out.write_text(json.dumps(document, indent=1, default=str))
 
+    if "statement" in parts:
+        document["statement"] = key_statement.run(
+            args.seconds, 16, args.pairs, pieces=True, say=say
+        )
+        save()
     if parts & {"keys", "tokens", "housekeeping"}:
         with running_system(out.with_suffix(".system.log")) as system:
             pool = make_products(system)
