@@ -2,7 +2,7 @@
 tokens, the expired-key cleanup.
 
     python -m benchmarks.safe_retries [--pairs 2]
-        [--only statement,keys,tokens,housekeeping,waiters]
+        [--only statement,keys,tokens,housekeeping,waiters,shutdown]
                                       [--out bench-results/safe-retries.json]
 
 Each part runs on the whole local system (`python -m infra.local`) in a sandbox of its own,
@@ -25,6 +25,7 @@ starts with the pipeline caught up. It prints one line per run and writes everyt
   the cleanup's own window, and the cleanup's rows/s; the cleanup alone at idle once.
 - statement: the key's cost in the database alone, pgbench (benchmarks/key_statement.py).
 - waiters: benchmarks/waiting_readers.py.
+- shutdown: 50 waiting readers (connected, then hung up), and the system stopped meanwhile.
 """
 
 from __future__ import annotations
@@ -527,6 +528,30 @@ def summarize(document: dict[str, Any]) -> list[str]:
 # --- the whole run ------------------------------------------------------------------------
 
 
+def system_parts(document: dict[str, Any], parts: set[str], args: argparse.Namespace,
+                 log: Path, save: Callable[[], None]) -> None:  # fmt: skip
+    """keys, tokens and housekeeping, on one system; then the oracle."""
+    with running_system(log) as system:
+        pool = make_products(system)
+        say(f"system up, {len(pool)} products")
+        if "keys" in parts:
+            document["keys"] = keys_part(system, pool, args.pairs, args.orders)
+            document["keys"]["keyTable"] = key_table(system)
+            save()
+        if "tokens" in parts:
+            document["tokens"] = tokens_part(system, pool, args.pairs, args.seconds, args.clients)
+            save()
+        if "housekeeping" in parts:
+            document["housekeeping"] = housekeeping_part(system, pool, args.pairs, args.orders)
+            save()
+        settle(system)
+        differences = reconcile.differences(
+            system.stack.database_url, system.stack.read_database_url
+        )
+        document["exact"] = not differences
+        say(f"read models exact: {not differences} {differences[:3]}")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.safe_retries")
     parser.add_argument("--pairs", type=int, default=2)
@@ -536,7 +561,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--waiters", default="100,250,1000,2000")
     parser.add_argument("--expiring", type=int, default=1000)
     parser.add_argument("--abandoned", type=int, default=300)
-    parser.add_argument("--only", default="statement,keys,tokens,housekeeping,waiters")
+    parser.add_argument("--only", default="statement,keys,tokens,housekeeping,waiters,shutdown")
     parser.add_argument("--out", type=Path)
     parser.add_argument("--summarize", type=Path, help="print the ratios of a JSON document")
     args = parser.parse_args(argv)
@@ -565,27 +590,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         save()
     if parts & {"keys", "tokens", "housekeeping"}:
-        with running_system(out.with_suffix(".system.log")) as system:
-            pool = make_products(system)
-            say(f"system up, {len(pool)} products")
-            if "keys" in parts:
-                document["keys"] = keys_part(system, pool, args.pairs, args.orders)
-                document["keys"]["keyTable"] = key_table(system)
-                save()
-            if "tokens" in parts:
-                document["tokens"] = tokens_part(
-                    system, pool, args.pairs, args.seconds, args.clients
-                )
-                save()
-            if "housekeeping" in parts:
-                document["housekeeping"] = housekeeping_part(system, pool, args.pairs, args.orders)
-                save()
-            settle(system)
-            differences = reconcile.differences(
-                system.stack.database_url, system.stack.read_database_url
-            )
-            document["exact"] = not differences
-            say(f"read models exact: {not differences} {differences[:3]}")
+        system_parts(document, parts, args, out.with_suffix(".system.log"), save)
     if "waiters" in parts:
         with running_system(out.with_suffix(".waiters.log"), QUERY_WORKERS="1") as system:
             pool = make_products(system)[:10]
@@ -594,6 +599,13 @@ def main(argv: list[str] | None = None) -> int:
                 customer_base=WAITING_CUSTOMERS, expiring=args.expiring,
                 abandoned=args.abandoned, say=say,
             )  # fmt: skip
+    if "shutdown" in parts:
+        document["shutdown"] = []
+        for hang_up in (False, True):
+            with running_system(out.with_suffix(".shutdown.log"), QUERY_WORKERS="1") as system:
+                found = waiting_readers.stopped_while_waiting(system, 50, hang_up)
+            document["shutdown"].append(found)
+            say(f"stopped with readers waiting: {found}")
     document["ended"] = datetime.now(UTC).isoformat()
     save()
     print("\n".join(summarize(document)))

@@ -424,6 +424,28 @@ class Bench:
         }
 
 
+def stopped_while_waiting(system: LocalSystem, count: int, hang_up: bool) -> dict[str, Any]:
+    """`count` readers wait (Prefer: wait=30, a write that never comes; connected, or hung up
+    at once), then the whole system is stopped (SIGTERM): how long the stop takes, and what
+    the readers got."""
+    readers = Readers(
+        system.query_url, "/api/analytics/customers/1/lifetime-value",
+        {"X-Consistency-Token": tokens.issue(10**12), "Prefer": WAIT_HEADER}, count,
+        hang_up=hang_up,
+    ).start()  # fmt: skip
+    time.sleep(1.0)
+    started = time.monotonic()
+    system.stop()
+    stopped = time.monotonic() - started
+    answers = readers.join(60)
+    return {
+        "readers": count,
+        "hungUp": hang_up,
+        "stopSeconds": round(stopped, 1),
+        "outcomes": dict(Counter(str(a.status or a.error) for a in answers)),
+    }
+
+
 def _spread(values: list[float]) -> dict[str, Any]:
     def pct(p: float) -> float | None:
         value = stats.percentile(values, p)
