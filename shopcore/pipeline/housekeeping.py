@@ -29,7 +29,8 @@ WHERE (scope, key) IN (
 )
 """
 BATCH_SIZE = 500
-# How often one relay process runs it, and for how long at most.
+# How often one relay process runs it; it goes on while expired keys are left, within the
+# invocation's budget (a relay watching the outbox runs for all of it anyway).
 INTERVAL_SECONDS = 60.0
 BUDGET_SECONDS = 1.0
 
@@ -63,14 +64,15 @@ class Schedule:
         return True
 
 
-def start(url: str, report: Callable[[int], None]) -> threading.Thread:
-    """Remove expired keys on a thread of its own (join it before the invocation returns: a
-    platform freezes a function's threads between invocations); `report(removed)` after."""
+def start(url: str, report: Callable[[int], None], budget_seconds: float) -> threading.Thread:
+    """Remove expired keys on a thread of its own for up to `budget_seconds` (join it before
+    the invocation returns: a platform freezes a function's threads between invocations);
+    `report(removed)` after."""
 
     def work() -> None:
         try:
             with psycopg.connect(url, autocommit=True) as conn:
-                report(remove_expired_keys(conn))
+                report(remove_expired_keys(conn, budget_seconds))
         except psycopg.Error as exc:  # the next schedule tries again; the drain goes on
             log.warning("housekeeping failed: %s", exc)
 

@@ -91,9 +91,11 @@ def invoke(trigger: str, budget_seconds: float | None = None) -> DrainResult:
     with logs.invocation("outbox_relay", trigger=trigger) as record:
         cleaning = None
         if runtime.current().get(HOUSEKEEPING).due():
+            budget = settings().relay_budget_seconds if budget_seconds is None else budget_seconds
             cleaning = housekeeping.start(
                 settings().relay_database_url,
                 lambda removed: record.update(expiredKeysRemoved=removed),
+                budget_seconds=max(housekeeping.BUDGET_SECONDS, budget * 0.9),
             )
         try:
             result = run(budget_seconds=budget_seconds, watch=settings().relay_watch)

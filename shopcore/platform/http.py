@@ -12,6 +12,7 @@ from __future__ import annotations
 import hmac
 import io
 import logging
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -170,6 +171,17 @@ def require_api_key(request: flask.Request) -> str | None:
             "a valid API key is required (X-API-Key header or Authorization: Bearer)"
         )
     return offered
+
+
+# A WSGI environ key a server may set to a threading.Event it sets when a request that waits
+# should stop waiting: its client has gone, or the server is stopping (infra/local/edge does).
+STOP_WAITING = "shop.stop_waiting"
+
+
+def stop_waiting(request: flask.Request) -> threading.Event | None:
+    """The event that ends this request's waits early, when its server provides one."""
+    event = request.environ.get(STOP_WAITING)
+    return event if isinstance(event, threading.Event) else None
 
 
 # Kept for answering after a wait ends (the query, the answer): a request that would wait past

@@ -118,6 +118,17 @@ class PostgresSettlement:
             return int(db.one(conn.execute(NEWEST_PROJECTED).fetchone())[0])
 
 
+class _Waiter:
+    """A waiting reader: `event` is set when the watch finds its token covered (`covered`), or
+    by its server when it should stop waiting."""
+
+    __slots__ = ("covered", "event")
+
+    def __init__(self, event: threading.Event) -> None:
+        self.event = event
+        self.covered = False
+
+
 class ProjectionWatch:
     """This process's view of what the read models include, and its waiting readers."""
 
@@ -126,7 +137,7 @@ class ProjectionWatch:
         self._settlement: Settlement = settlement or PostgresSettlement()
         self._lock = threading.Lock()  # the waiters
         self._checking = threading.Lock()  # one check at a time: later ones start higher
-        self._waiters: dict[int, list[threading.Event]] = {}
+        self._waiters: dict[int, list[_Waiter]] = {}
         self._watermark = 0
         # the highest id found covered (settled up to it when checked; not necessarily final)
         self._reflected = 0
@@ -146,26 +157,32 @@ class ProjectionWatch:
         self._start()
         return max(self._watermark, self._reflected)
 
-    def wait_for(self, outbox_id: int, seconds: float) -> bool:
-        """Whether the token of `outbox_id` is covered, waiting up to `seconds` for it."""
+    def wait_for(self, outbox_id: int, seconds: float, stop: threading.Event | None = None) -> bool:
+        """Whether the token of `outbox_id` is covered, waiting up to `seconds` for it, or
+        until `stop` is set (the client has gone, the server is stopping): then False."""
         if outbox_id <= self._watermark:
             return True
         self._start()
-        arrived = threading.Event()
+        waiter = _Waiter(stop or threading.Event())
         with self._lock:
-            self._waiters.setdefault(outbox_id, []).append(arrived)
+            self._waiters.setdefault(outbox_id, []).append(waiter)
         try:
             # registered first: an announcement after this check wakes it
             if outbox_id in self.covered([outbox_id]):
                 return True
-            if seconds <= 0:
+            if seconds <= 0 or waiter.event.is_set():
                 return False
-            return arrived.wait(seconds) or outbox_id in self.covered([outbox_id])
+            waiter.event.wait(seconds)
+            if waiter.covered:
+                return True
+            if stop is not None and stop.is_set():
+                return False
+            return outbox_id in self.covered([outbox_id])  # its time ran out: a last look
         finally:
             with self._lock:
                 waiting = self._waiters.get(outbox_id, [])
-                if arrived in waiting:
-                    waiting.remove(arrived)
+                if waiter in waiting:
+                    waiting.remove(waiter)
                 if not waiting:
                     self._waiters.pop(outbox_id, None)
 
@@ -287,8 +304,9 @@ class ProjectionWatch:
     def _wake(self, arrived: set[int]) -> None:
         with self._lock:
             for outbox_id in arrived:
-                for event in self._waiters.get(outbox_id, []):
-                    event.set()
+                for waiter in self._waiters.get(outbox_id, []):
+                    waiter.covered = True
+                    waiter.event.set()
 
 
 WATCH = runtime.Part(
@@ -320,10 +338,16 @@ def parse_wait(prefer: str | None) -> float:
     return DEFAULT_WAIT_SECONDS
 
 
-def read_after(token: str | None, prefer: str | None, seconds_left: float | None = None) -> str:
-    """Wait until the token is covered (at most the seconds `prefer` asks for, and never past
-    `seconds_left`, the platform's deadline for the answer); the token the answer reflects.
-    Call it before reading the models.
+def read_after(
+    token: str | None,
+    prefer: str | None,
+    seconds_left: float | None = None,
+    stop: threading.Event | None = None,
+) -> str:
+    """Wait until the token is covered (at most the seconds `prefer` asks for, never past
+    `seconds_left`, the platform's deadline for the answer, and not once `stop` is set: the
+    client has gone or the server is stopping); the token the answer reflects. Call it before
+    reading the models.
 
     Raises InvalidInput (400) for a token this API cannot have issued, and RetryLater (503)
     when the wait runs out."""
@@ -334,7 +358,7 @@ def read_after(token: str | None, prefer: str | None, seconds_left: float | None
     seconds = parse_wait(prefer)
     if seconds_left is not None:
         seconds = min(seconds, seconds_left)
-    if not watch.wait_for(outbox_id, seconds):
+    if not watch.wait_for(outbox_id, seconds, stop):
         raise errors.RetryLater(
             503,
             f"the read models do not include the write of this consistency token yet "

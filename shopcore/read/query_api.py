@@ -133,5 +133,6 @@ def dispatch(request: flask.Request) -> tuple[int, dict[str, Any], dict[str, str
         request.headers.get(consistency.TOKEN_HEADER),
         request.headers.get("Prefer"),
         http.seconds_left(request),
+        http.stop_waiting(request),
     )
     return 200, query(), {consistency.TOKEN_HEADER: reflects}

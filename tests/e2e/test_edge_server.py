@@ -46,14 +46,14 @@ class Edge:
         return self.ran_log.read_text().splitlines() if self.ran_log.exists() else []
 
 
-def start_edge(tmp_path: Path, factory: str = "tests.support.edge_apps:echo") -> Edge:
+def start_edge(tmp_path: Path, factory: str = "tests.support.edge_apps:echo", **env: str) -> Edge:
     port = free_port()
     ran_log = tmp_path / "ran.log"
     process = subprocess.Popen(
         [sys.executable, "-m", "infra.local.edge", factory, "--port", str(port),
          "--workers", str(WORKERS), "--threads", str(THREADS)],
         cwd=REPO,
-        env={**os.environ, **LIMITS, RAN_LOG: str(ran_log)},
+        env={**os.environ, **LIMITS, RAN_LOG: str(ran_log), **env},
         stderr=open(tmp_path / "edge.log", "ab"),  # noqa: SIM115 - the child owns it
     )  # fmt: skip
     deadline = time.monotonic() + 20
@@ -314,3 +314,50 @@ def test_a_client_still_sending_its_refused_body_gets_the_refusal(edge: Edge) ->
         json_error(client.answer(), 413)
         assert client.closed()
     assert edge.ran() == []
+
+
+# --- requests that may wait -------------------------------------------------------------------
+
+
+def waiting_edge(tmp_path: Path) -> Edge:
+    """One worker with two threads for requests that may wait."""
+    global WORKERS
+    saved, WORKERS = WORKERS, 1
+    try:
+        return start_edge(tmp_path, EDGE_WAITING_THREADS="2")
+    finally:
+        WORKERS = saved
+
+
+def test_a_waiting_request_whose_client_left_frees_its_thread(tmp_path: Path) -> None:
+    edge = waiting_edge(tmp_path)
+    try:
+        for _ in range(2):  # both waiting threads taken, then their clients hang up
+            with Client(edge.port) as client:
+                client.send(b"GET /wait?seconds=30 HTTP/1.1\r\nHost: t\r\n\r\n")
+                time.sleep(0.2)
+        deadline = time.monotonic() + 10
+        while True:  # the threads come back as soon as the edge sees the clients gone
+            with Client(edge.port) as client:
+                client.send(b"GET /wait?seconds=0.01 HTTP/1.1\r\nHost: t\r\n\r\n")
+                status, _, body = client.answer()
+            if status == 200 or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
+        assert status == 200, body
+        assert json.loads(body)["stopped"] is False
+    finally:
+        edge.process.send_signal(signal.SIGTERM)
+        assert edge.process.wait(30) == 0
+
+
+def test_sigterm_tells_waiting_requests_to_stop_and_answers_them(tmp_path: Path) -> None:
+    edge = waiting_edge(tmp_path)
+    with Client(edge.port, timeout=15) as client:
+        client.send(b"GET /wait?seconds=60 HTTP/1.1\r\nHost: t\r\n\r\n")
+        time.sleep(0.3)
+        edge.process.send_signal(signal.SIGTERM)
+        status, _, body = client.answer()
+    assert status == 200
+    assert json.loads(body)["stopped"] is True  # told to stop, not left to its 60 s
+    assert edge.process.wait(30) == 0

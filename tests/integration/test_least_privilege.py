@@ -119,11 +119,26 @@ def test_the_pipeline_works_with_every_part_on_its_own_role(monkeypatch, unique)
         order = http_client("create_order").post(
             "/",
             json={"customerId": 4242, "items": [{"productId": pid, "quantity": 2, "price": 2.5}]},
+            headers={"Idempotency-Key": f"lp-{unique}"},
         )
         assert order.status_code == 201, order.json
+        # an expired key: the relay's housekeeping removes it, as the relay's role
+        with psycopg.connect(cfg.database_url, autocommit=True) as conn:
+            conn.execute(
+                "UPDATE idempotency_keys SET expires_at = now() - interval '1 s' WHERE key = %s",
+                (f"lp-{unique}",),
+            )
         relay_and_project()
-        response = http_client("analytics").get(f"/api/analytics/products/{pid}/sales")
+        response = http_client("analytics").get(
+            f"/api/analytics/products/{pid}/sales",
+            headers={"X-Consistency-Token": order.headers["X-Consistency-Token"]},
+        )
         assert jsonio.loads(response.get_data())["totalRevenue"] == Decimal("5.00")
+        with psycopg.connect(cfg.database_url) as conn:
+            left = conn.execute(
+                "SELECT count(*) FROM idempotency_keys WHERE key = %s", (f"lp-{unique}",)
+            ).fetchone()
+        assert left == (0,)
         sync = http_client("analytics").get("/api/analytics/sync-status")
         assert sync.status_code == 200
         assert settings().command_database_url != settings().database_url  # roles were in use

@@ -10,6 +10,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from shopcore import errors
+from shopcore.platform import http
 
 # Every request the app ran, one line each, so a test can tell that a refused request never ran.
 RAN_LOG = "EDGE_TEST_RAN_LOG"
@@ -18,7 +19,9 @@ _lock = threading.Lock()
 
 class Echo:
     """Answers what it was asked: method, path, query, body length, the body itself (short),
-    and which serving thread ran it. `/sleep?seconds=S` sleeps first; `/crash` raises."""
+    and which serving thread ran it. `/sleep?seconds=S` sleeps first; `/crash` raises;
+    `/wait?seconds=S` may wait (`may_wait`): up to S seconds, or until the server tells it to
+    stop waiting (then it says so as "stopped")."""
 
     def __call__(
         self, environ: dict[str, Any], start_response: Callable[..., Any]
@@ -30,6 +33,11 @@ class Echo:
             raise RuntimeError("the app failed")
         if path == "/sleep":
             time.sleep(float(environ["QUERY_STRING"].partition("=")[2] or 1))
+        stopped = None
+        if path == "/wait":
+            stop = environ.get(http.STOP_WAITING)
+            assert isinstance(stop, threading.Event), "the edge gives a waiting request its event"
+            stopped = stop.wait(float(environ["QUERY_STRING"].partition("=")[2] or 1))
         answer = json.dumps(
             {
                 "method": environ["REQUEST_METHOD"],
@@ -39,6 +47,7 @@ class Echo:
                 "body": body[:100].decode("latin-1"),
                 "contentLength": environ.get("CONTENT_LENGTH"),
                 "pid": os.getpid(),
+                "stopped": stopped,
             }
         ).encode()
         start_response(
@@ -53,6 +62,9 @@ class Echo:
         if path.startswith("/missing"):
             return errors.NotFound(f"no such endpoint: {path}")
         return None
+
+    def may_wait(self, method: str, path: str, header: Callable[[bytes], str | None]) -> bool:
+        return path == "/wait"
 
     @staticmethod
     def _note(method: str, path: str) -> None:

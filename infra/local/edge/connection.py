@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import threading
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -25,7 +26,7 @@ from infra.local.edge import wsgi
 from infra.local.edge.limits import Limits
 from infra.local.edge.threads import ServingThreads
 from shopcore import errors
-from shopcore.platform import admission, jsonio
+from shopcore.platform import admission, http, jsonio
 
 log = logging.getLogger("infra.local.edge")
 
@@ -157,6 +158,8 @@ class Connection(asyncio.Protocol):
         self.reading = True
         self.closing = False
         self.discarding = False  # a refusal was sent: what still arrives is dropped
+        # the running request's, when it may wait (shopcore/platform/http.py, STOP_WAITING)
+        self.stop_waiting: threading.Event | None = None
 
     # --- the transport's calls ---------------------------------------------------------
 
@@ -167,6 +170,8 @@ class Connection(asyncio.Protocol):
         self._arm(self.limits.keep_alive_seconds, self._close)
 
     def connection_lost(self, exc: Exception | None) -> None:
+        if self.stop_waiting is not None:
+            self.stop_waiting.set()  # nobody to answer: free its thread
         self.edge.connections.discard(self)
         self._disarm()
         self.transport = None
@@ -209,6 +214,10 @@ class Connection(asyncio.Protocol):
             self._refuse(errors.InvalidInput(f"the request ended before {where} did"))
             return True
         self.closing = True
+        if self.stop_waiting is not None:
+            # a request that waits (for the read models) stops: a client that closed (or
+            # only half-closed) its side gets the answer it would get when the wait ran out
+            self.stop_waiting.set()
         # keep the connection open to write the answers of what was read, then close
         return self.busy
 
@@ -306,6 +315,8 @@ class Connection(asyncio.Protocol):
                     continue
                 self.edge.waiting_taken += 1
                 finish = functools.partial(self._finished_waiting, request)
+                # set when its client goes or the server stops: the app stops waiting then
+                self.stop_waiting = env[http.STOP_WAITING] = threading.Event()
             self.busy = True
             threads.submit(env, finish)
         if len(self.ready) >= MAX_QUEUED_REQUESTS and self.reading and self.transport:
@@ -325,6 +336,7 @@ class Connection(asyncio.Protocol):
         self, request: wsgi.Request, answer: wsgi.Answer | None, error: BaseException | None
     ) -> None:
         self.edge.waiting_taken -= 1
+        self.stop_waiting = None
         self._finished(request, answer, error)
 
     def _answered(self, request: wsgi.Request, answer: wsgi.Answer) -> None:
@@ -423,6 +435,8 @@ class Connection(asyncio.Protocol):
         else once it is answered. A request still being read is dropped unanswered, as a
         closed connection tells any HTTP client to retry it."""
         self.closing = True
+        if self.stop_waiting is not None:
+            self.stop_waiting.set()  # a request waiting for the read models answers 503 now
         if not self.busy:
             self._close()
 
