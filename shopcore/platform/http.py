@@ -126,7 +126,9 @@ def _answer(request: flask.Request, handler: Handler, function: HttpFunction) ->
         return json_response(exc.status, exc.body(), exc.headers())
     except psycopg.OperationalError as exc:
         log.warning("database unavailable: %s", exc)
-        return json_response(503, {"error": "the database is unavailable; retry later"})
+        return json_response(
+            503, {"error": "the database is unavailable; retry later"}, {"Retry-After": "1"}
+        )
     except HTTPException as exc:
         return json_response(exc.code or 400, {"error": exc.description})
     except Exception:

@@ -246,6 +246,7 @@ def test_database_outage_answers_503_json_then_recovers(system):
         r = requests.post(f"{system.command_url}/api/orders", json=probe)
         assert r.status_code == 503
         assert "unavailable" in r.json()["error"]
+        assert r.headers["Retry-After"] == "1"
         faults.refuse_connections(system.stack.read_database_url)
         r = requests.get(f"{system.query_url}/api/analytics/products/{product_ids[0]}/sales")
         assert r.status_code == 503
