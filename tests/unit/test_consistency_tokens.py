@@ -382,9 +382,7 @@ def test_an_announcement_wakes_the_readers_it_covers_with_one_check_for_all(watc
     assert watch.waiting() == 0
 
 
-def test_an_announcement_asks_nothing_for_the_readers_below_its_range(
-    watch, sides, monkeypatch
-):
+def test_an_announcement_asks_nothing_for_the_readers_below_its_range(watch, sides, monkeypatch):
     monkeypatch.setattr(consistency, "ADVANCE_SECONDS", 3600.0)  # not moving the 200s' token
     started(watch, sides)
     watch._last_advance = time.monotonic()
