@@ -129,10 +129,10 @@ def test_the_pipeline_works_with_every_part_on_its_own_role(monkeypatch, unique)
                 (f"lp-{unique}",),
             )
         relay_and_project()
-        response = http_client("analytics").get(
-            f"/api/analytics/products/{pid}/sales",
-            headers={"X-Consistency-Token": order.headers["X-Consistency-Token"]},
-        )
+        # (no token here: in the run's shared stack other tests leave events unprojected,
+        # which holds back every later token; the watch still reads both databases as
+        # shop_analytics on this first GET)
+        response = http_client("analytics").get(f"/api/analytics/products/{pid}/sales")
         assert jsonio.loads(response.get_data())["totalRevenue"] == Decimal("5.00")
         with psycopg.connect(cfg.database_url) as conn:
             left = conn.execute(

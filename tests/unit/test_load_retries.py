@@ -90,18 +90,23 @@ def serving(fake: FakeOrders) -> Iterator[str]:
         server.server_close()
 
 
-def run(fake: FakeOrders, seconds: float = 0.6, **options: Any) -> OrderStream:
+def run(fake: FakeOrders, seconds: float = 0.6, at_least: int = 0, **options: Any) -> OrderStream:
+    """Send orders for `seconds`, and on past them (up to 60 s) until `at_least` orders have
+    reached a definitive answer: a busy machine sends fewer in the same time."""
     with serving(fake) as url:
         stream = OrderStream(url, [1, 2, 3], rate=100, backoff=(0.01, 0.05), **options)
         stream.start()
         time.sleep(seconds)
+        deadline = time.monotonic() + 60
+        while len(stream.intents) < at_least and time.monotonic() < deadline:
+            time.sleep(0.05)
         stream.stop()
     return stream
 
 
 def test_each_order_is_retried_with_its_key_until_definitive_and_written_once():
     fake = FakeOrders()
-    stream = run(fake, clients=3)
+    stream = run(fake, at_least=20, clients=3)
 
     intents = {intent.key: intent for intent in stream.intents}
     assert len(intents) == len(stream.intents) >= 20  # a fresh key per order
