@@ -96,6 +96,31 @@ def differences(write_url: str, read_url: str) -> list[str]:
     return found
 
 
+# Published events the read side has neither projected nor parked: lost on the way (a purged
+# queue, a message deleted by hand). Each holds back every later consistency token.
+PUBLISHED_EVENTS = "SELECT id, payload->>'eventId' FROM outbox WHERE published_at IS NOT NULL"
+PARKED_EVENTS = "SELECT outbox_id FROM parked_events"
+REPUBLISH = "UPDATE outbox SET published_at = NULL WHERE id = ANY(%s)"
+
+
+def republish_lost(write_url: str, read_url: str) -> list[int]:
+    """Hand every published event the read side has neither projected nor parked back to the
+    relay (published_at cleared), which publishes it again; returns their outbox ids. An event
+    still on its way is published twice, which the projector takes as a duplicate."""
+    with psycopg.connect(read_url) as read:
+        projected = {r[0] for r in read.execute(PROJECTED_EVENTS)}
+        parked = {r[0] for r in read.execute(PARKED_EVENTS)}
+    with psycopg.connect(write_url) as write:
+        lost = sorted(
+            oid
+            for oid, event_id in write.execute(PUBLISHED_EVENTS)
+            if event_id not in projected and oid not in parked
+        )
+        if lost:
+            write.execute(REPUBLISH, (lost,))
+    return lost
+
+
 def _show(model: str, values: tuple | None) -> str:
     if values is None:
         return "nothing"
@@ -297,18 +322,31 @@ def _stock_problems(
 
 
 def main(argv: list[str] | None = None, prog: str | None = None) -> int:
-    argparse.ArgumentParser(
+    parser = argparse.ArgumentParser(
         prog=prog,
         description="Recompute every analytic from the write database (DATABASE_URL) and "
         "compare it with the read models (READ_DATABASE_URL); print each difference. Exit "
         "status 1 on any difference. Run it when the pipeline is idle (sync-status "
         "pendingEvents 0): events still in flight show up as differences.",
-    ).parse_args(argv)
+    )
+    parser.add_argument(
+        "--republish-lost",
+        action="store_true",
+        help="also hand every published event the read side has neither projected nor parked "
+        "(lost on the way: a purged queue) back to the relay, to be published again; run "
+        "reconcile again once the pipeline is idle",
+    )
+    args = parser.parse_args(argv)
     cfg = settings()
     found = differences(cfg.database_url, cfg.read_database_url)
     for line in found:
         print(line)
     print(f"reconciliation: {len(found)} difference(s)")
+    if args.republish_lost:
+        lost = republish_lost(cfg.database_url, cfg.read_database_url)
+        print(
+            f"republished {len(lost)} lost event(s)" + (f": outbox ids {lost[:20]}" if lost else "")
+        )
     return 1 if found else 0
 
 
