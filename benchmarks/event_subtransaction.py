@@ -64,7 +64,8 @@ SELECT * FROM store_product(:pid, 'bench ' || :pid::text, 'bench-cat', 9.99, 10,
 """
 FUNCTIONS = {"orders": "place_order", "products": "store_product"}
 
-# The block as 0005 writes it (pg_get_functiondef keeps a plpgsql body verbatim)
+# The block as 0005 writes it in append_event (pg_get_functiondef keeps a plpgsql body
+# verbatim)
 BLOCK = re.compile(
     r"BEGIN[ \t]*--[^\n]*\n(\s*INSERT INTO outbox .*?;)\s*EXCEPTION WHEN OTHERS THEN\s*RAISE;"
     r"\s*END;",
@@ -79,14 +80,31 @@ def workload_script(workload: str, flat: bool) -> str:
 
 
 def create_flat(conn: psycopg.Connection, function: str) -> None:
-    """`function`_flat: `function` without the subtransaction around its outbox INSERT."""
+    """`function`_flat: `function` appending its event through append_event_flat, which is
+    append_event without the subtransaction around its outbox INSERT."""
+    exists = conn.execute("SELECT to_regproc('public.append_event_flat')").fetchone()
+    if exists is None or exists[0] is None:
+        append, blocks = BLOCK.subn(r"\1", _definition(conn, "append_event"))
+        if blocks != 1 or "EXCEPTION WHEN" in append:
+            raise RuntimeError(f"append_event: found {blocks} event blocks")
+        conn.execute(_renamed(append, "append_event", "append_event_flat"))
+    flat, calls = re.subn(r"\bappend_event\(", "append_event_flat(", _definition(conn, function))
+    if calls != 1:
+        raise RuntimeError(f"{function}: found {calls} calls of append_event")
+    conn.execute(_renamed(flat, function, f"{function}_flat"))
+
+
+def _definition(conn: psycopg.Connection, function: str) -> str:
     row = conn.execute("SELECT pg_get_functiondef(%s::regproc)", (f"public.{function}",)).fetchone()
     assert row is not None
-    flat, blocks = BLOCK.subn(r"\1", row[0])
-    flat, names = re.subn(rf"\bpublic\.{function}\(", f"public.{function}_flat(", flat, count=1)
-    if blocks != 1 or names != 1 or "EXCEPTION WHEN" in flat:
-        raise RuntimeError(f"{function}: found {blocks} event blocks and {names} names")
-    conn.execute(flat)
+    return str(row[0])
+
+
+def _renamed(definition: str, old: str, new: str) -> str:
+    renamed, names = re.subn(rf"\bpublic\.{old}\(", f"public.{new}(", definition, count=1)
+    if names != 1:
+        raise RuntimeError(f"{old}: its name was not found in its definition")
+    return renamed
 
 
 def own_xmin(conn: psycopg.Connection, function: str) -> bool:

@@ -11,8 +11,8 @@ runs, and claim_idempotency_key itself (plpgsql, lock_timeout set and reset arou
 
 The whole-system A/B (benchmarks/safe_retries.py) includes the command API's Python and the
 pipeline; this isolates the statement: the claim (INSERT ... ON CONFLICT into idempotency_keys,
-two indexes), the answer's consistency token written into the claimed row (store_token), and
-the WAL they add.
+two indexes), the answer's consistency token written into the claimed row (by append_event;
+store_token when this was first measured), and the WAL they add.
 """
 
 from __future__ import annotations

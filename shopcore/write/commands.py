@@ -11,6 +11,7 @@ the first only reads (and reserves an id), the second is all or nothing.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
@@ -68,34 +69,40 @@ def create_product(body: Any, key: IdempotencyKey | None = None) -> Accepted:
     def insert(conn: psycopg.Connection) -> Accepted:
         product_id: int = db.one(conn.execute(NEXT_PRODUCT_ID).fetchone())[0]
         event = events.product_created(product_id, at=at, **product)
-        answer = {"productId": product_id}
-        outbox_id, *held = db.one(
-            conn.execute(
-                STORE_PRODUCT,
-                (
-                    product_id,
-                    product["name"],
-                    product["category"],
-                    product["price"],
-                    product["stock"],
-                    at,
-                    events.topic_of(event),
-                    jsonio.dumps(event),
-                    tokens.PREFIX,
-                    *idempotency.statement_arguments(key, PRODUCTS_ROUTE, product, answer),
-                ),
-            ).fetchone()
-        )
-        if outbox_id is None:
-            return idempotency.replay(tuple(held), PRODUCTS_ROUTE, product)
-        return _accepted(answer, outbox_id)
+        row = (product_id, *(product[f] for f in ("name", "category", "price", "stock")), at)
+        written = _Write(PRODUCTS_ROUTE, product, {"productId": product_id}, key)
+        return written.run(conn, STORE_PRODUCT, row, event)
 
     return _run(insert)
 
 
-def _accepted(answer: dict[str, Any], outbox_id: int) -> Accepted:
-    token = tokens.issue(outbox_id)
-    return Accepted(body={**answer, "consistencyToken": token}, token=token)
+@dataclass(frozen=True)
+class _Write:
+    """One command's write statement: its route, the body as validated, the answer it gives
+    (without its token) and the request's key."""
+
+    route: str
+    loaded: dict[str, Any]
+    answer: dict[str, Any]
+    key: IdempotencyKey | None
+
+    def run(
+        self, conn: psycopg.Connection, statement: str, row: tuple[Any, ...], event: dict[str, Any]
+    ) -> Accepted:
+        """Execute `statement` with the row's arguments, then the event's, then the key's:
+        the answer with the token of the event's outbox id, or the key holder's replayed."""
+        arguments = (
+            *row,
+            events.topic_of(event),
+            jsonio.dumps(event),
+            tokens.PREFIX,
+            *idempotency.statement_arguments(self.key, self.route, self.loaded, self.answer),
+        )
+        outbox_id, *held = db.one(conn.execute(statement, arguments).fetchone())
+        if outbox_id is None:
+            return idempotency.replay(tuple(held), self.route, self.loaded)
+        token = tokens.issue(outbox_id)
+        return Accepted(body={**self.answer, "consistencyToken": token}, token=token)
 
 
 def _run(work: Callable[[psycopg.Connection], Accepted]) -> Accepted:
@@ -144,28 +151,17 @@ def create_order(body: Any, key: IdempotencyKey | None = None) -> Accepted:
             for line, name, category in zip(lines, names, categories, strict=True)
         ]
         event = events.order_created(order_id, order["customerId"], total, items, at)
-        answer = {"orderId": order_id}
-        outbox_id, *held = db.one(
-            conn.execute(
-                PLACE_ORDER,
-                (
-                    order_id,
-                    order["customerId"],
-                    product_ids,
-                    [line["quantity"] for line in lines],
-                    [line["price"] for line in lines],
-                    total,
-                    at,
-                    events.topic_of(event),
-                    jsonio.dumps(event),
-                    tokens.PREFIX,
-                    *idempotency.statement_arguments(key, ORDERS_ROUTE, order, answer),
-                ),
-            ).fetchone()
+        row = (
+            order_id,
+            order["customerId"],
+            product_ids,
+            [line["quantity"] for line in lines],
+            [line["price"] for line in lines],
+            total,
+            at,
         )
-        if outbox_id is None:
-            return idempotency.replay(tuple(held), ORDERS_ROUTE, order)
-        return _accepted(answer, outbox_id)
+        written = _Write(ORDERS_ROUTE, order, {"orderId": order_id}, key)
+        return written.run(conn, PLACE_ORDER, row, event)
 
     return _run(place)
 

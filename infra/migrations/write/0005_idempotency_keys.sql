@@ -91,6 +91,31 @@ BEGIN
 END;
 $$;
 
+-- Both write statements end here: the event under a new outbox id, and the token naming it in
+-- the claimed key's answer (no key: none). Returns the outbox id.
+CREATE FUNCTION append_event(
+    event_topic text, event jsonb, at timestamptz, token_prefix text,
+    key_scope text, key_value text
+) RETURNS bigint
+LANGUAGE plpgsql AS $$
+DECLARE
+    new_outbox_id bigint := nextval('outbox_id_seq');
+BEGIN
+    BEGIN  -- the subtransaction that gives the row its xmin (see the top of this file)
+        INSERT INTO outbox (id, topic, payload, created_at)
+        VALUES (new_outbox_id, event_topic, event, at);
+    EXCEPTION WHEN OTHERS THEN
+        RAISE;
+    END;
+    IF key_value IS NOT NULL THEN
+        UPDATE idempotency_keys AS k
+        SET answer = k.answer || jsonb_build_object('consistencyToken', token_prefix || new_outbox_id)
+        WHERE k.scope = key_scope AND k.key = key_value;
+    END IF;
+    RETURN new_outbox_id;
+END;
+$$;
+
 -- create_product's one statement: claim the key (when one is given), then the product and its
 -- event. Returns one row: the event's outbox id when it wrote, or (outbox_id NULL) the holder of
 -- the key instead of writing.
@@ -128,27 +153,9 @@ BEGIN
     END IF;
     INSERT INTO products (id, name, category, price, stock, created_at)
     VALUES (new_product_id, product_name, product_category, product_price, product_stock, at);
-    new_outbox_id := nextval('outbox_id_seq');
-    BEGIN  -- the subtransaction that gives the row its xmin (see the top of this file)
-        INSERT INTO outbox (id, topic, payload, created_at)
-        VALUES (new_outbox_id, event_topic, event, at);
-    EXCEPTION WHEN OTHERS THEN
-        RAISE;
-    END;
-    IF key_value IS NOT NULL THEN
-        PERFORM store_token(key_scope, key_value, token_prefix, new_outbox_id);
-    END IF;
+    new_outbox_id := append_event(event_topic, event, at, token_prefix, key_scope, key_value);
     RETURN QUERY SELECT new_outbox_id, NULL::text, NULL::bytea, NULL::smallint, NULL::jsonb;
 END;
-$$;
-
--- The claimed key's answer gets the token of the event its write stored.
-CREATE FUNCTION store_token(key_scope text, key_value text, token_prefix text, event_id bigint)
-RETURNS void
-LANGUAGE sql AS $$
-    UPDATE idempotency_keys AS k
-    SET answer = k.answer || jsonb_build_object('consistencyToken', token_prefix || event_id)
-    WHERE k.scope = key_scope AND k.key = key_value;
 $$;
 
 -- place_order as in 0004, returning the event's outbox id, with the optional key: the key is
@@ -243,16 +250,7 @@ BEGIN
     SELECT new_order_id, line.product_id, line.quantity, line.price
     FROM unnest(product_ids, quantities, prices) AS line(product_id, quantity, price);
 
-    new_outbox_id := nextval('outbox_id_seq');
-    BEGIN  -- the subtransaction that gives the row its xmin (see the top of this file)
-        INSERT INTO outbox (id, topic, payload, created_at)
-        VALUES (new_outbox_id, event_topic, event, at);
-    EXCEPTION WHEN OTHERS THEN
-        RAISE;
-    END;
-    IF key_value IS NOT NULL THEN
-        PERFORM store_token(key_scope, key_value, token_prefix, new_outbox_id);
-    END IF;
+    new_outbox_id := append_event(event_topic, event, at, token_prefix, key_scope, key_value);
     RETURN QUERY SELECT new_outbox_id, NULL::text, NULL::bytea, NULL::smallint, NULL::jsonb;
 END;
 $$;
